@@ -1,1 +1,38 @@
-fn main() {}
+//! The `framehub` command: `demo` (the interactive demo hub), `pipe` (any
+//! program's frames into a stream) and `bench` (the benchmark suite).
+
+mod demo;
+mod run_demo;
+
+use clap::{Parser, Subcommand};
+
+/// Stream live framebuffers to web browsers.
+#[derive(Parser, Debug)]
+#[command(name = "framehub", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the demo streams (Mandelbrot explorer, 60 fps plasma, live chart) on one port.
+    Demo(run_demo::DemoArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Demo(args) => rt.block_on(run_demo::run(args)),
+    }
+}

@@ -1,0 +1,190 @@
+//! Stream and server settings.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use framehub_proto::{Hello, ImageFormat, Principal};
+
+/// Everything an authenticator may look at (`docs/protocol.md` §7).
+#[derive(Debug, Clone)]
+pub struct AuthContext {
+    /// The credential, from the first of: `hello.token`, the `token` query
+    /// parameter, an `Authorization: Bearer` header, the stream's cookie.
+    pub token: Option<String>,
+    /// The upgrade request's headers (lower-case names).
+    pub headers: BTreeMap<String, String>,
+    /// Cookies of the upgrade request.
+    pub cookies: BTreeMap<String, String>,
+    /// Query parameters of the upgrade request.
+    pub query: BTreeMap<String, String>,
+    /// The request path, such as `/camera`.
+    pub path: String,
+    /// The peer's address, when the listener knows it.
+    pub remote: Option<SocketAddr>,
+    /// The viewer's hello.
+    pub hello: Hello,
+    /// The stream's name.
+    pub stream: String,
+}
+
+/// Why an authenticator refused a viewer (logged; the viewer only sees `unauthorized`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthError(pub String);
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The future an [`Authenticator`] returns.
+pub type AuthFuture = Pin<Box<dyn Future<Output = Result<Option<Principal>, AuthError>> + Send>>;
+
+/// An async callback deciding who may view a stream: `Ok(Some(principal))`
+/// admits a known viewer, `Ok(None)` an anonymous one, `Err` refuses (close 4401).
+pub type Authenticator = Arc<dyn Fn(AuthContext) -> AuthFuture + Send + Sync>;
+
+/// Wraps an async closure as an [`Authenticator`].
+pub fn authenticator<F, Fut>(f: F) -> Authenticator
+where
+    F: Fn(AuthContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Option<Principal>, AuthError>> + Send + 'static,
+{
+    Arc::new(move |ctx| Box::pin(f(ctx)))
+}
+
+/// Whose input events reach the publisher (`docs/protocol.md` §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InputPolicy {
+    /// Every viewer's events.
+    #[default]
+    All,
+    /// Only the longest-connected viewer's; when it leaves, the next one's.
+    First,
+    /// Nobody's: view only.
+    None,
+}
+
+/// Settings of one stream.
+#[derive(Clone)]
+pub struct StreamConfig {
+    /// JPEG quality 1–100 (default 80).
+    pub quality: u8,
+    /// The format offered to clients that list several (default JPEG).
+    pub preferred_image: ImageFormat,
+    /// Cap on encodes per second (None: as fast as frames are published and taken).
+    pub fps: Option<f64>,
+    /// Credit: frames in flight per viewer (default 2).
+    pub max_inflight: u32,
+    /// Send `stats` messages this often (None: never).
+    pub stats_interval: Option<Duration>,
+    /// Capacity of the event queue; when full the oldest event is dropped and counted.
+    pub event_queue: usize,
+    /// Keep a bounded log of raw events for `/recorded-events`.
+    pub record_events: bool,
+    /// Who may view (None: everyone).
+    pub authenticate: Option<Authenticator>,
+    /// Cookie read for a token when neither hello, query nor header has one.
+    pub token_cookie: Option<String>,
+    /// Whose events are delivered.
+    pub input: InputPolicy,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            quality: framehub_codec::DEFAULT_JPEG_QUALITY,
+            preferred_image: ImageFormat::Jpeg,
+            fps: None,
+            max_inflight: framehub_proto::session::DEFAULT_MAX_INFLIGHT,
+            stats_interval: None,
+            event_queue: 1024,
+            record_events: false,
+            authenticate: None,
+            token_cookie: None,
+            input: InputPolicy::All,
+        }
+    }
+}
+
+impl fmt::Debug for StreamConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamConfig")
+            .field("quality", &self.quality)
+            .field("preferred_image", &self.preferred_image)
+            .field("fps", &self.fps)
+            .field("max_inflight", &self.max_inflight)
+            .field("stats_interval", &self.stats_interval)
+            .field("event_queue", &self.event_queue)
+            .field("record_events", &self.record_events)
+            .field("authenticate", &self.authenticate.is_some())
+            .field("input", &self.input)
+            .finish()
+    }
+}
+
+impl StreamConfig {
+    /// Sets the JPEG quality (1–100).
+    pub fn quality(mut self, q: u8) -> Self {
+        self.quality = q;
+        self
+    }
+    /// Caps encodes per second.
+    pub fn fps(mut self, fps: f64) -> Self {
+        self.fps = (fps.is_finite() && fps > 0.0).then_some(fps);
+        self
+    }
+    /// Sets the credit per viewer.
+    pub fn max_inflight(mut self, n: u32) -> Self {
+        self.max_inflight = n;
+        self
+    }
+    /// Sends `stats` to viewers this often.
+    pub fn stats_interval(mut self, d: Duration) -> Self {
+        self.stats_interval = Some(d);
+        self
+    }
+    /// Keeps a log of raw events for `/recorded-events`.
+    pub fn record_events(mut self, on: bool) -> Self {
+        self.record_events = on;
+        self
+    }
+    /// Sets the preferred image format.
+    pub fn preferred_image(mut self, f: ImageFormat) -> Self {
+        self.preferred_image = f;
+        self
+    }
+    /// Sets the authenticator.
+    pub fn authenticate(mut self, a: Authenticator) -> Self {
+        self.authenticate = Some(a);
+        self
+    }
+    /// Sets whose input is delivered.
+    pub fn input(mut self, p: InputPolicy) -> Self {
+        self.input = p;
+        self
+    }
+}
+
+/// Settings of the whole hub.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Close a viewer whose socket accepts no data for this long.
+    pub write_timeout: Duration,
+    /// Largest WebSocket message read from a client, in bytes (larger ones close with 1009).
+    pub max_message_size: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            write_timeout: Duration::from_secs(10),
+            max_message_size: 1 << 20,
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! The hub's HTTP side: WebSocket upgrades per stream path, the REST side
+//! channel and the embedded web client (`docs/protocol.md` §1, §8).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+
+use crate::events::lock;
+use crate::server::Inner;
+use crate::viewer::{self, ConnInfo};
+
+mod assets {
+    include!(concat!(env!("OUT_DIR"), "/assets.rs"));
+}
+
+/// Builds the router over a hub's state.
+pub(crate) fn router(inner: Arc<Inner>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/streams", get(list_streams))
+        .route("/streams/{name}/metrics", get(stream_metrics))
+        .route("/streams/{name}/recorded-events", get(stream_recorded))
+        .route("/metrics", get(default_metrics))
+        .route("/recorded-events", get(default_recorded))
+        .route("/recorded-events/reset", get(default_recorded_reset))
+        .route("/_/{file}", get(asset))
+        .route("/", get(root))
+        .route("/{name}", get(stream_path))
+        .with_state(inner)
+}
+
+fn asset_bytes(name: &str) -> Option<&'static [u8]> {
+    assets::ASSETS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, b)| *b)
+}
+
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit('.').next() {
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("html") => "text/html; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("json") => "application/json",
+        _ => "application/octet-stream",
+    }
+}
+
+async fn asset(Path(file): Path<String>) -> Response {
+    match asset_bytes(&file) {
+        Some(b) => (
+            [
+                (header::CONTENT_TYPE, content_type(&file)),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            b,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, format!("no asset '{file}'")).into_response(),
+    }
+}
+
+fn page(name: &str, status: StatusCode) -> Response {
+    match asset_bytes(name) {
+        Some(b) => (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            b,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "web client not built in").into_response(),
+    }
+}
+
+#[derive(serde::Serialize)]
+struct StreamListing {
+    name: String,
+    width: u32,
+    height: u32,
+    fps: f64,
+    clients: usize,
+}
+
+async fn list_streams(State(inner): State<Arc<Inner>>) -> Json<Vec<StreamListing>> {
+    let streams = inner.streams_snapshot();
+    Json(
+        streams
+            .iter()
+            .map(|s| {
+                let (width, height) = s.size();
+                StreamListing {
+                    name: s.name.clone(),
+                    width,
+                    height,
+                    fps: s.cfg.fps.unwrap_or_else(|| s.publish_rate()),
+                    clients: lock(&s.viewers).len(),
+                }
+            })
+            .collect(),
+    )
+}
+
+fn metrics_of(inner: &Inner, name: &str) -> Response {
+    match inner.stream(name) {
+        Some(s) => {
+            let m: Vec<_> = lock(&s.viewers)
+                .values()
+                .map(|v| v.metrics.clone())
+                .collect();
+            Json(m).into_response()
+        }
+        None => (StatusCode::NOT_FOUND, Json(Vec::<()>::new())).into_response(),
+    }
+}
+
+async fn stream_metrics(State(inner): State<Arc<Inner>>, Path(name): Path<String>) -> Response {
+    metrics_of(&inner, &name)
+}
+
+async fn default_metrics(State(inner): State<Arc<Inner>>) -> Response {
+    metrics_of(&inner, "default")
+}
+
+fn recorded_of(inner: &Inner, name: &str, reset: bool) -> Response {
+    let Some(s) = inner.stream(name) else {
+        return (StatusCode::NOT_FOUND, Json(Vec::<()>::new())).into_response();
+    };
+    let events = s.events.recorded().unwrap_or_default();
+    if reset {
+        s.events.reset_recorded();
+    }
+    Json(events).into_response()
+}
+
+async fn stream_recorded(State(inner): State<Arc<Inner>>, Path(name): Path<String>) -> Response {
+    recorded_of(&inner, &name, false)
+}
+
+async fn default_recorded(State(inner): State<Arc<Inner>>) -> Response {
+    recorded_of(&inner, "default", false)
+}
+
+async fn default_recorded_reset(State(inner): State<Arc<Inner>>) -> Response {
+    recorded_of(&inner, "default", true)
+}
+
+async fn root(State(inner): State<Arc<Inner>>, req: Request) -> Response {
+    ws_or_page(inner, "default".into(), req, "index.html").await
+}
+
+async fn stream_path(
+    State(inner): State<Arc<Inner>>,
+    Path(name): Path<String>,
+    req: Request,
+) -> Response {
+    ws_or_page(inner, name, req, "viewer.html").await
+}
+
+fn conn_info(parts: &axum::http::request::Parts) -> ConnInfo {
+    let headers: BTreeMap<String, String> = parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (k.as_str().to_string(), v.to_string()))
+        })
+        .collect();
+    let cookies = parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect();
+    let query = Query::<BTreeMap<String, String>>::try_from_uri(&parts.uri)
+        .map(|q| q.0)
+        .unwrap_or_default();
+    let remote = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    ConnInfo {
+        headers,
+        cookies,
+        query,
+        path: parts.uri.path().to_string(),
+        remote,
+    }
+}
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+async fn ws_or_page(inner: Arc<Inner>, name: String, req: Request, page_name: &str) -> Response {
+    let (mut parts, _body) = req.into_parts();
+    if !is_upgrade(&parts.headers) {
+        let status = if page_name == "viewer.html" && inner.stream(&name).is_none() {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::OK
+        };
+        return page(page_name, status);
+    }
+    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let conn = conn_info(&parts);
+    let ws = ws
+        .max_message_size(inner.cfg.max_message_size)
+        .max_frame_size(inner.cfg.max_message_size);
+    let Some(stream) = inner.stream(&name) else {
+        // Accept, then close with 4404 so the client can read the code.
+        return ws.on_upgrade(move |mut socket| async move {
+            let reason = format!("unknown stream '{name}'");
+            let frame = CloseFrame {
+                code: framehub_proto::close_code::UNKNOWN_STREAM,
+                reason: reason.into(),
+            };
+            let _ = socket.send(Message::Close(Some(frame))).await;
+        });
+    };
+    let session_id = inner.next_session_id();
+    let cfg = inner.cfg.clone();
+    let shutdown = inner.shutdown.subscribe();
+    let live = inner.live_viewer();
+    ws.on_upgrade(move |socket| async move {
+        let _live = live;
+        viewer::run(socket, stream, session_id, conn, cfg, shutdown).await;
+    })
+}

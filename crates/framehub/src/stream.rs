@@ -1,0 +1,432 @@
+//! A named stream: where a published frame goes before it reaches sockets.
+//!
+//! `Stream::publish` stores the frame as the stream's **latest** (latest wins)
+//! and wakes the stream's encode thread. The encode thread encodes the latest
+//! frame **once per output format that some viewer can take now** (its
+//! demand counter is non-zero) and puts the bytes in that format's
+//! [`watch`] channel. Every viewer task of that format is woken by the
+//! channel, hands the frame to its [`framehub_proto::Session`], and writes it
+//! to its socket if the session has credit (see `viewer.rs`). Encoding runs
+//! on the encode thread, never on the async runtime, so the encode of frame
+//! n+1 overlaps the sending of frame n.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use framehub_codec::{Encoder, JpegEncoder, PngEncoder};
+use framehub_proto::{FrameInfo, FrameKind, ImageFormat, Offer, OutputFormat, SessionMetrics};
+use tokio::sync::watch;
+
+use crate::config::{InputPolicy, StreamConfig};
+use crate::events::{lock, EventQueue, ViewerEvent};
+use crate::frame::{Frame, RawFrame};
+use crate::server::Server;
+use crate::Error;
+
+/// An encoded frame shared by every viewer of its format (the bytes are reference-counted).
+#[derive(Debug)]
+pub(crate) struct Encoded {
+    pub info: FrameInfo,
+    pub data: Bytes,
+}
+
+type EncodedSlot = watch::Sender<Option<Arc<Encoded>>>;
+
+/// State behind the stream's mutex.
+struct Shared {
+    latest: Option<Arc<RawFrame>>,
+    /// Viewers per format that could take a frame now.
+    demand: HashMap<OutputFormat, usize>,
+    /// Id of the last frame encoded per format.
+    encoded: HashMap<OutputFormat, u64>,
+    shutdown: bool,
+}
+
+/// What a viewer registry entry holds.
+pub(crate) struct ViewerEntry {
+    pub metrics: SessionMetrics,
+    pub controller: watch::Sender<bool>,
+}
+
+/// The stream's state, shared by its handles, its encode thread and its viewers.
+pub(crate) struct StreamShared {
+    pub name: String,
+    pub cfg: StreamConfig,
+    pub created: Instant,
+    shared: Mutex<Shared>,
+    wake: Condvar,
+    slots: HashMap<OutputFormat, EncodedSlot>,
+    pub events: EventQueue,
+    pub viewers: Mutex<BTreeMap<u64, ViewerEntry>>,
+    next_frame_id: AtomicU64,
+    width: AtomicU32,
+    height: AtomicU32,
+    /// Encodes done per format, for metrics and the encode-once tests.
+    encodes: HashMap<OutputFormat, AtomicU64>,
+    published: AtomicU64,
+    /// Publish times of the last second, for `/streams`' fps.
+    publish_times: Mutex<std::collections::VecDeque<Instant>>,
+    /// Tells viewer tasks the stream is gone (removed or server closed).
+    pub closed: watch::Sender<bool>,
+}
+
+/// Image formats every stream can encode.
+pub(crate) const IMAGE_FORMATS: [ImageFormat; 2] = [ImageFormat::Jpeg, ImageFormat::Png];
+
+impl StreamShared {
+    pub fn new(name: String, width: u32, height: u32, cfg: StreamConfig) -> Arc<Self> {
+        let formats: Vec<OutputFormat> = IMAGE_FORMATS
+            .iter()
+            .map(|f| OutputFormat::Image(*f))
+            .collect();
+        let events = EventQueue::new(cfg.event_queue, cfg.record_events);
+        Arc::new(StreamShared {
+            name,
+            cfg,
+            created: Instant::now(),
+            shared: Mutex::new(Shared {
+                latest: None,
+                demand: HashMap::new(),
+                encoded: HashMap::new(),
+                shutdown: false,
+            }),
+            wake: Condvar::new(),
+            slots: formats
+                .iter()
+                .map(|f| (*f, watch::channel(None).0))
+                .collect(),
+            events,
+            viewers: Mutex::new(BTreeMap::new()),
+            next_frame_id: AtomicU64::new(1),
+            width: AtomicU32::new(width),
+            height: AtomicU32::new(height),
+            encodes: formats.iter().map(|f| (*f, AtomicU64::new(0))).collect(),
+            published: AtomicU64::new(0),
+            publish_times: Mutex::new(Default::default()),
+            closed: watch::channel(false).0,
+        })
+    }
+
+    pub fn size(&self) -> (u32, u32) {
+        (
+            self.width.load(Ordering::Relaxed),
+            self.height.load(Ordering::Relaxed),
+        )
+    }
+
+    pub fn micros_since_created(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.created).as_micros() as u64
+    }
+
+    /// What this stream offers in negotiation.
+    pub fn offer(&self) -> Offer {
+        Offer {
+            h264_codec: None,
+            preferred_image: self.cfg.preferred_image,
+            image_formats: IMAGE_FORMATS.to_vec(),
+            bitrate: 0,
+            fps: self.cfg.fps.unwrap_or(0.0),
+        }
+    }
+
+    pub fn publish(&self, frame: Frame<'_>) -> Result<(), Error> {
+        let (data, width, height, layout) = frame.into_owned_tight()?;
+        let now = Instant::now();
+        let raw = Arc::new(RawFrame {
+            id: self.next_frame_id.fetch_add(1, Ordering::Relaxed),
+            timestamp_us: self.micros_since_created(now),
+            width,
+            height,
+            layout,
+            data,
+        });
+        self.width.store(width, Ordering::Relaxed);
+        self.height.store(height, Ordering::Relaxed);
+        self.published.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut times = lock(&self.publish_times);
+            while times
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(1))
+            {
+                times.pop_front();
+            }
+            if times.len() < 10_000 {
+                times.push_back(now);
+            }
+        }
+        let mut s = lock(&self.shared);
+        if s.shutdown {
+            return Err(Error::Closed);
+        }
+        s.latest = Some(raw);
+        drop(s);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Frames published over the last second.
+    pub fn publish_rate(&self) -> f64 {
+        let now = Instant::now();
+        let times = lock(&self.publish_times);
+        times
+            .iter()
+            .filter(|t| now.duration_since(**t) <= Duration::from_secs(1))
+            .count() as f64
+    }
+
+    /// A viewer of `format` can (`true`) or can no longer (`false`) take a frame.
+    pub fn set_demand(&self, format: OutputFormat, on: bool) {
+        let mut s = lock(&self.shared);
+        let n = s.demand.entry(format).or_insert(0);
+        if on {
+            *n += 1;
+        } else {
+            *n = n.saturating_sub(1);
+        }
+        let wake = on && *n == 1;
+        drop(s);
+        if wake {
+            self.wake.notify_one();
+        }
+    }
+
+    pub fn subscribe(&self, format: OutputFormat) -> Option<watch::Receiver<Option<Arc<Encoded>>>> {
+        self.slots.get(&format).map(|s| s.subscribe())
+    }
+
+    /// Encodes done for `format` since the stream was created.
+    pub fn encode_count(&self, format: OutputFormat) -> u64 {
+        self.encodes
+            .get(&format)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    pub fn shut_down(&self) {
+        lock(&self.shared).shutdown = true;
+        self.wake.notify_all();
+        self.closed.send_replace(true);
+    }
+
+    pub fn push_event(&self, ev: ViewerEvent) {
+        self.events.push(ev);
+    }
+
+    /// Recomputes who controls under the stream's input policy and tells each viewer.
+    pub fn update_controllers(&self) {
+        let viewers = lock(&self.viewers);
+        let first = viewers.keys().next().copied();
+        for (id, v) in viewers.iter() {
+            let c = match self.cfg.input {
+                InputPolicy::All => true,
+                InputPolicy::None => false,
+                InputPolicy::First => Some(*id) == first,
+            };
+            v.controller
+                .send_if_modified(|old| std::mem::replace(old, c) != c);
+        }
+    }
+
+    /// The encode thread's loop: wait for a frame newer than what was encoded
+    /// for a format with demand, encode it, publish it to that format's viewers.
+    fn encode_loop(self: Arc<Self>) {
+        let mut jpeg: Option<JpegEncoder> = None;
+        let mut png = PngEncoder::new();
+        let min_interval = self.cfg.fps.map(|f| Duration::from_secs_f64(1.0 / f));
+        let mut last_encode: Option<Instant> = None;
+        loop {
+            let (frame, todo) = {
+                let mut s = lock(&self.shared);
+                loop {
+                    if s.shutdown {
+                        return;
+                    }
+                    if let Some(f) = s.latest.clone() {
+                        let todo: Vec<OutputFormat> = self
+                            .slots
+                            .keys()
+                            .filter(|fmt| s.demand.get(fmt).copied().unwrap_or(0) > 0)
+                            .filter(|fmt| s.encoded.get(fmt).copied().unwrap_or(0) < f.id)
+                            .copied()
+                            .collect();
+                        if !todo.is_empty() {
+                            break (f, todo);
+                        }
+                    }
+                    s = self.wake.wait(s).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            // Frame-rate cap: wait out the interval, then take whatever is latest by then.
+            if let (Some(min), Some(last)) = (min_interval, last_encode) {
+                let since = last.elapsed();
+                if since < min {
+                    std::thread::sleep(min - since);
+                    continue;
+                }
+            }
+            last_encode = Some(Instant::now());
+            for fmt in todo {
+                let started = Instant::now();
+                let result = match fmt {
+                    OutputFormat::Image(ImageFormat::Jpeg) => {
+                        if jpeg.is_none() {
+                            jpeg = JpegEncoder::new(self.cfg.quality).ok();
+                        }
+                        match jpeg.as_mut() {
+                            Some(enc) => frame.image().and_then(|img| enc.encode(&img)),
+                            None => continue,
+                        }
+                    }
+                    OutputFormat::Image(ImageFormat::Png) => {
+                        frame.image().and_then(|img| png.encode(&img))
+                    }
+                    _ => continue,
+                };
+                lock(&self.shared).encoded.insert(fmt, frame.id);
+                let data = match result {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::error!(stream = %self.name, error = %e, "encode failed");
+                        continue;
+                    }
+                };
+                if let Some(c) = self.encodes.get(&fmt) {
+                    c.fetch_add(1, Ordering::Relaxed);
+                }
+                let mime = match fmt {
+                    OutputFormat::Image(f) => f.mime(),
+                    OutputFormat::H264 => "video/h264",
+                };
+                let info = FrameInfo {
+                    frame_id: frame.id,
+                    timestamp_us: frame.timestamp_us,
+                    width: frame.width,
+                    height: frame.height,
+                    kind: FrameKind::Image { mime, still: false },
+                    bytes: data.len(),
+                    encode_ms: started.elapsed().as_secs_f64() * 1000.0,
+                };
+                if let Some(slot) = self.slots.get(&fmt) {
+                    slot.send_replace(Some(Arc::new(Encoded {
+                        info,
+                        data: Bytes::from(data),
+                    })));
+                }
+            }
+        }
+    }
+
+    /// Starts the encode thread.
+    pub fn start(self: &Arc<Self>) -> Result<(), Error> {
+        let me = Arc::clone(self);
+        std::thread::Builder::new()
+            .name(format!("framehub-enc-{}", self.name))
+            .spawn(move || me.encode_loop())?;
+        Ok(())
+    }
+}
+
+/// A handle to one named stream of a hub. Cheap to clone; every clone is
+/// the same stream. Publishing and polling events work from any thread.
+#[derive(Clone)]
+pub struct Stream {
+    pub(crate) shared: Arc<StreamShared>,
+    pub(crate) server: Server,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("name", &self.shared.name)
+            .finish()
+    }
+}
+
+impl Stream {
+    /// The stream's name (its URL path).
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Current size in pixels: the size given at creation until the first
+    /// frame, then the size of the last frame published.
+    pub fn size(&self) -> (u32, u32) {
+        self.shared.size()
+    }
+
+    /// Publishes a frame: it becomes the stream's latest (a frame not yet
+    /// encoded is replaced, latest wins). Returns at once; encoding happens
+    /// on the stream's encode thread. A frame of a new size resizes the stream.
+    ///
+    /// Errors: [`Error::InvalidFrame`] when the buffer is shorter than its
+    /// shape, a side is 0 or over 16384; [`Error::Closed`] after the stream
+    /// was removed or the server closed.
+    pub fn publish<'a>(&self, frame: impl Into<Frame<'a>>) -> Result<(), Error> {
+        self.shared.publish(frame.into())
+    }
+
+    /// Takes every event waiting in the queue, oldest first.
+    pub fn poll_events(&self) -> Vec<ViewerEvent> {
+        self.shared.events.drain()
+    }
+
+    /// The events as an async stream; it ends when the stream is removed or the server closes.
+    pub fn events(&self) -> impl futures_util::Stream<Item = ViewerEvent> + Send + 'static {
+        let shared = Arc::clone(&self.shared);
+        let closed = shared.closed.subscribe();
+        futures_util::stream::unfold((shared, closed), |(shared, mut closed)| async move {
+            loop {
+                if let Some(ev) = shared.events.pop() {
+                    return Some((ev, (shared, closed)));
+                }
+                if *closed.borrow() {
+                    return None;
+                }
+                // `push` leaves a permit with `notify_one`, so an event pushed
+                // between the `pop` above and this wait is not missed.
+                let woke = {
+                    let notified = shared.events.notify.notified();
+                    tokio::select! {
+                        _ = notified => true,
+                        r = closed.changed() => r.is_ok(),
+                    }
+                };
+                if !woke {
+                    return None;
+                }
+            }
+        })
+    }
+
+    /// Events dropped because the queue was full.
+    pub fn events_dropped(&self) -> u64 {
+        self.shared.events.dropped()
+    }
+
+    /// Viewers connected now (handshake done).
+    pub fn client_count(&self) -> usize {
+        lock(&self.shared.viewers).len()
+    }
+
+    /// One metrics snapshot per connected viewer.
+    pub fn metrics(&self) -> Vec<SessionMetrics> {
+        lock(&self.shared.viewers)
+            .values()
+            .map(|v| v.metrics.clone())
+            .collect()
+    }
+
+    /// Encodes done for `format` since the stream was created (each frame is
+    /// encoded at most once per format, whatever the number of viewers).
+    pub fn encode_count(&self, format: OutputFormat) -> u64 {
+        self.shared.encode_count(format)
+    }
+
+    /// The hub this stream belongs to.
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+}

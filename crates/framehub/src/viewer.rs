@@ -1,0 +1,323 @@
+//! The driver of one viewer: a thin async loop around the sans-IO
+//! [`Session`]. It reads the socket, watches its format's encoded-frame
+//! channel, sleeps until the session's timer, and carries out what the
+//! session asks: write a text or a frame, deliver an event to the stream's
+//! queue, authenticate, close.
+//!
+//! The socket is any `Sink<Message> + Stream<Item = Result<Message, _>>`, so
+//! tests can drive it with channels as well as with a real WebSocket.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message};
+use framehub_proto::{
+    close_code, envelope, Hello, Output, OutputFormat, Principal, Session, SessionConfig,
+};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use tokio::sync::watch;
+
+use crate::config::{AuthContext, ServerConfig};
+use crate::events::{lock, ViewerEvent};
+use crate::stream::{Encoded, StreamShared, ViewerEntry};
+
+/// What the upgrade request told about the viewer.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ConnInfo {
+    pub headers: BTreeMap<String, String>,
+    pub cookies: BTreeMap<String, String>,
+    pub query: BTreeMap<String, String>,
+    pub path: String,
+    pub remote: Option<SocketAddr>,
+}
+
+impl ConnInfo {
+    /// The token, from the first of: hello, query `token`, `Authorization: Bearer`, the cookie.
+    fn token(&self, hello: &Hello, cookie: Option<&str>) -> Option<String> {
+        hello
+            .token
+            .clone()
+            .or_else(|| self.query.get("token").cloned())
+            .or_else(|| {
+                self.headers
+                    .get("authorization")
+                    .and_then(|h| h.strip_prefix("Bearer ").map(|t| t.trim().to_string()))
+            })
+            .or_else(|| cookie.and_then(|c| self.cookies.get(c).cloned()))
+    }
+}
+
+/// Registers a viewer's demand for its format while it can take frames.
+struct Demand {
+    stream: Arc<StreamShared>,
+    format: Option<OutputFormat>,
+    on: bool,
+}
+
+impl Demand {
+    fn set(&mut self, on: bool) {
+        if let Some(f) = self.format {
+            if on != self.on {
+                self.on = on;
+                self.stream.set_demand(f, on);
+            }
+        }
+    }
+}
+
+impl Drop for Demand {
+    fn drop(&mut self) {
+        self.set(false);
+    }
+}
+
+/// Removes the viewer from the stream's registry when the task ends.
+struct Registration {
+    stream: Arc<StreamShared>,
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        lock(&self.stream.viewers).remove(&self.id);
+        self.stream.update_controllers();
+    }
+}
+
+fn close_message(code: u16, reason: String) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+/// Serves one viewer of `stream` until it leaves, is closed, or the server shuts down.
+pub(crate) async fn run<S, E>(
+    mut socket: S,
+    stream: Arc<StreamShared>,
+    session_id: u64,
+    conn: ConnInfo,
+    server_cfg: ServerConfig,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    S: Sink<Message, Error = E> + Stream<Item = Result<Message, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let (width, height) = stream.size();
+    let mut cfg = SessionConfig::new(
+        session_id,
+        stream.name.clone(),
+        stream.offer(),
+        width,
+        height,
+    );
+    cfg.max_inflight = stream.cfg.max_inflight;
+    cfg.stats_interval = stream.cfg.stats_interval;
+    let mut session = Session::new(Instant::now(), cfg);
+    let mut demand = Demand {
+        stream: Arc::clone(&stream),
+        format: None,
+        on: false,
+    };
+    let mut frames: Option<watch::Receiver<Option<Arc<Encoded>>>> = None;
+    let mut current: Option<Arc<Encoded>> = None;
+    let mut registration: Option<Registration> = None;
+    let (controller_tx, mut controller_rx) = watch::channel(true);
+    let mut closed = stream.closed.subscribe();
+    let mut principal: Option<Principal> = None;
+
+    loop {
+        // 1. Carry out everything the session has to say.
+        while let Some(out) = session.poll_output(Instant::now()) {
+            match out {
+                Output::Authenticate(hello) => {
+                    let verdict = authenticate(&stream, &conn, hello).await;
+                    session.handle_auth(Instant::now(), verdict);
+                    if let Some(neg) = session.negotiated() {
+                        principal = session.principal().cloned();
+                        demand.format = Some(neg.format);
+                        frames = stream.subscribe(neg.format);
+                        lock(&stream.viewers).insert(
+                            session_id,
+                            ViewerEntry {
+                                metrics: session.metrics(Instant::now()),
+                                controller: controller_tx.clone(),
+                            },
+                        );
+                        registration = Some(Registration {
+                            stream: Arc::clone(&stream),
+                            id: session_id,
+                        });
+                        stream.update_controllers();
+                        session.set_controller(*controller_rx.borrow_and_update());
+                        // A frame encoded before the viewer came is offered at once.
+                        if let Some(rx) = frames.as_mut() {
+                            if let Some(enc) = rx.borrow_and_update().clone() {
+                                session.handle_frame(Instant::now(), enc.info.clone());
+                                current = Some(enc);
+                            }
+                        }
+                    }
+                }
+                Output::Text(msg) => {
+                    if send(
+                        &mut socket,
+                        Message::Text(msg.to_json().into()),
+                        &server_cfg,
+                    )
+                    .await
+                    .is_err()
+                    {
+                        return;
+                    }
+                }
+                Output::Frame { frame_id, header } => {
+                    let Some(enc) = current.as_ref().filter(|e| e.info.frame_id == frame_id) else {
+                        tracing::error!(
+                            frame_id,
+                            "session asked for a frame the driver does not hold"
+                        );
+                        continue;
+                    };
+                    let bytes = envelope::encode(&header, &enc.data);
+                    if send(&mut socket, Message::Binary(bytes.into()), &server_cfg)
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Output::Event { event, received } => stream.push_event(ViewerEvent {
+                    client_id: session_id,
+                    principal: principal.clone(),
+                    received_us: stream.micros_since_created(received),
+                    event,
+                }),
+                Output::RequestKeyframe => {}
+                Output::Close { code, reason } => {
+                    if code == close_code::INTERNAL {
+                        tracing::error!(session_id, %reason, "closing viewer on internal error");
+                    } else {
+                        tracing::debug!(session_id, code, %reason, "closing viewer");
+                    }
+                    let _ = send(&mut socket, close_message(code, reason), &server_cfg).await;
+                    let _ = tokio::time::timeout(Duration::from_secs(1), socket.close()).await;
+                    return;
+                }
+            }
+        }
+        demand.set(session.wants_frames());
+        if registration.is_some() {
+            let m = session.metrics(Instant::now());
+            if let Some(v) = lock(&stream.viewers).get_mut(&session_id) {
+                v.metrics = m;
+            }
+        }
+
+        // 2. Wait for the next input.
+        let timeout = session.poll_timeout();
+        tokio::select! {
+            msg = socket.next() => match msg {
+                Some(Ok(Message::Text(text))) => session.handle_text(Instant::now(), text.as_str()),
+                Some(Ok(Message::Binary(_))) | Some(Ok(Message::Ping(_))) | Some(Ok(Message::Pong(_))) => {}
+                Some(Ok(Message::Close(_))) | None => return,
+                Some(Err(e)) => {
+                    let msg = e.to_string();
+                    if msg.contains("too long") || msg.contains("Space limit") {
+                        session.handle_oversized(server_cfg.max_message_size + 1);
+                    } else {
+                        tracing::debug!(session_id, error = %msg, "socket error");
+                        return;
+                    }
+                }
+            },
+            changed = frame_changed(&mut frames) => {
+                if changed {
+                    if let Some(enc) = frames.as_mut().and_then(|rx| rx.borrow_and_update().clone()) {
+                        session.handle_frame(Instant::now(), enc.info.clone());
+                        current = Some(enc);
+                    }
+                } else {
+                    frames = None;
+                }
+            },
+            _ = sleep_until(timeout), if timeout.is_some() => session.handle_timeout(Instant::now()),
+            _ = controller_rx.changed() => {
+                let c = *controller_rx.borrow_and_update();
+                session.set_controller(c);
+            }
+            _ = shutdown.changed() => session.handle_close(close_code::GOING_AWAY, "server shutting down"),
+            _ = closed.changed() => session.handle_close(close_code::GOING_AWAY, "stream removed"),
+        }
+    }
+}
+
+/// Waits for a new encoded frame: `true` on one, `false` when the channel closed.
+async fn frame_changed(rx: &mut Option<watch::Receiver<Option<Arc<Encoded>>>>) -> bool {
+    match rx {
+        Some(rx) => rx.changed().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn send<S, E>(socket: &mut S, msg: Message, cfg: &ServerConfig) -> Result<(), ()>
+where
+    S: Sink<Message, Error = E> + Unpin,
+    E: std::fmt::Display,
+{
+    match tokio::time::timeout(cfg.write_timeout, socket.send(msg)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "write failed");
+            Err(())
+        }
+        Err(_) => {
+            tracing::info!(
+                "viewer accepted no data for {:?}: dropping it",
+                cfg.write_timeout
+            );
+            Err(())
+        }
+    }
+}
+
+async fn authenticate(
+    stream: &StreamShared,
+    conn: &ConnInfo,
+    hello: Hello,
+) -> Result<Option<Principal>, String> {
+    let Some(auth) = stream.cfg.authenticate.clone() else {
+        return Ok(None);
+    };
+    let ctx = AuthContext {
+        token: conn.token(&hello, stream.cfg.token_cookie.as_deref()),
+        headers: conn.headers.clone(),
+        cookies: conn.cookies.clone(),
+        query: conn.query.clone(),
+        path: conn.path.clone(),
+        remote: conn.remote,
+        hello,
+        stream: stream.name.clone(),
+    };
+    // A panicking or failing authenticator refuses the viewer; the token is never logged.
+    match tokio::spawn(auth(ctx)).await {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(e)) => {
+            tracing::info!(stream = %stream.name, remote = ?conn.remote, reason = %e, "viewer refused");
+            Err(e.0)
+        }
+        Err(e) => {
+            tracing::warn!(stream = %stream.name, error = %e, "authenticator failed");
+            Err("authenticator failed".into())
+        }
+    }
+}
