@@ -1,0 +1,540 @@
+/**
+ * framehub browser client — `RemoteFramebufferView`, the public entry point.
+ *
+ * Shows one framehub stream in a `<canvas>` and forwards the user's input to
+ * it, speaking the wire protocol of `docs/protocol.md` (pdum.rfb 0.3
+ * compatible, plus framehub's extensions):
+ *
+ *     import { RemoteFramebufferView } from '/_/framehub.js';
+ *     const view = new RemoteFramebufferView(document.getElementById('screen'), { fit: 'contain' });
+ *     view.addEventListener('state', (e) => console.log(e.detail.state));
+ *
+ * The work is split noVNC-style: `transport.js` (WebSocket, envelope,
+ * reconnect), `decoder-image.js` / `decoder-patch.js` / `decoder-h264.js`
+ * (one decoder per file behind one signature), `queue.js` (strict seq-order
+ * presentation and acks), `display.js` (canvas, retained frame, letterbox)
+ * and `input.js` (pointer, wheel, keyboard → renderview events).
+ *
+ * @module framehub
+ */
+
+import { Display, FITS } from './display.js';
+import { Input } from './input.js';
+import { Transport } from './transport.js';
+import { FrameQueue } from './queue.js';
+import { ImageFrameDecoder } from './decoder-image.js';
+import { PatchDecoder } from './decoder-patch.js';
+import { H264Decoder, h264Supported } from './decoder-h264.js';
+import { onNextFrame, streamNameFromLocation, streamUrl, TERMINAL_CLOSE_CODES } from './util.js';
+
+export { streamNameFromLocation, streamUrl, formatBitrate } from './util.js';
+export { parseEnvelope } from './envelope.js';
+
+/** The client's version, reported nowhere on the wire; for pages and logs. */
+export const VERSION = '0.1.0';
+
+/** Media formats every browser client shows. */
+const IMAGE_FORMATS = ['image/jpeg', 'image/png', 'framehub/patch', 'framehub/still-png'];
+
+/** Shortest interval between two `request_keyframe` messages, ms. */
+const KEYFRAME_REQUEST_INTERVAL_MS = 500;
+
+/**
+ * What this browser can show, as listed in `hello.supported`.
+ *
+ * @param {boolean} imageOnly do not offer WebCodecs
+ * @returns {Promise<string[]>}
+ */
+export async function supportedFormats(imageOnly) {
+  const list = [...IMAGE_FORMATS];
+  if (!imageOnly && typeof window !== 'undefined' && 'VideoDecoder' in window && (await h264Supported())) {
+    list.unshift('webcodecs/h264-annexb');
+  }
+  return list;
+}
+
+/**
+ * @typedef {Object} ViewOptions
+ * @property {string} [url] WebSocket URL; default: this page's own stream (`ws(s)://host/<stream from path>`)
+ * @property {string} [token] credential sent in `hello.token`
+ * @property {'contain'|'cover'|'fill'} [fit] letterboxing, default `contain`
+ * @property {boolean} [autoResize] send `set_viewport` when the view changes size (default true)
+ * @property {boolean} [imageOnly] never offer WebCodecs video (default false)
+ * @property {number} [maxInflight] the hub's credit per viewer (informational, default 2)
+ * @property {boolean} [reconnect] reconnect after a close (default true)
+ * @property {boolean} [input] forward pointer and keyboard input (default true)
+ */
+
+/**
+ * @typedef {Object} ViewStats
+ * @property {'connecting'|'open'|'closed'|'error'} state
+ * @property {'image'|'webcodecs'|null} transport negotiated transport
+ * @property {number} width stream width (0 before the first config or frame)
+ * @property {number} height stream height
+ * @property {number} fps frames drawn over the last second
+ * @property {number|null} latencyMs latency estimate: the hub's measured RTT when known, else receive→draw time
+ * @property {number|null} rttMs the hub's last `stats.rtt_ms`
+ * @property {number|null} decodeMs mean receive→draw time, ms
+ * @property {number} bitrateBps bits received over the last second
+ * @property {number} framesDrawn
+ * @property {number} framesSkipped superseded, dropped or undecodable frames
+ * @property {number} framesReceived media messages received
+ * @property {number} lastSeq seq of the last frame drawn (-1 none)
+ * @property {number} decodeQueueSize decodes under way
+ * @property {number|null} closeCode code of the last close
+ * @property {string} closeReason reason of the last close
+ * @property {number} reconnects connections opened after the first
+ * @property {boolean|null} controller whether this viewer's input is delivered
+ * @property {number} maxInflight
+ * @property {Object|null} quality last `set_quality` message
+ * @property {Object|null} server last server `stats` message
+ * @property {string} url
+ */
+
+/**
+ * A live view of one framehub stream.
+ *
+ * Events (all `CustomEvent`s):
+ * - `state`: `{state: 'connecting'|'open'|'closed'|'error', code?, reason?, willRetry?, delay?}`
+ * - `stats`: `{source: 'server'|'client', ...ViewStats}` — on every server `stats`
+ *   message and once per second
+ * - `frame`: `{seq, width, height, still}` after each frame is drawn
+ * - `config`: the server's `config` message
+ * - `control`: `{controller}`
+ * - `quality`: the server's `set_quality` message
+ */
+export class RemoteFramebufferView extends EventTarget {
+  /**
+   * @param {HTMLCanvasElement|HTMLElement} target a canvas, or a container in which a canvas filling it is created
+   * @param {ViewOptions} [options]
+   */
+  constructor(target, options = {}) {
+    super();
+    if (!target) throw new TypeError('RemoteFramebufferView: an element or canvas is required');
+    /** @type {Required<Omit<ViewOptions, 'token'>> & {token: string|null}} */
+    this.options = {
+      url: options.url || streamUrl(streamNameFromLocation(location)),
+      token: options.token ?? null,
+      fit: FITS.includes(/** @type {string} */ (options.fit)) ? /** @type {any} */ (options.fit) : 'contain',
+      autoResize: options.autoResize !== false,
+      imageOnly: !!options.imageOnly,
+      maxInflight: options.maxInflight ?? 2,
+      reconnect: options.reconnect !== false,
+      input: options.input !== false,
+    };
+
+    // --- canvas -----------------------------------------------------------
+    if (target instanceof HTMLCanvasElement) {
+      this.canvas = target;
+      this._ownsCanvas = false;
+    } else {
+      const c = document.createElement('canvas');
+      c.className = 'framehub-canvas';
+      Object.assign(c.style, { display: 'block', width: '100%', height: '100%' });
+      target.appendChild(c);
+      this.canvas = c;
+      this._ownsCanvas = true;
+    }
+
+    // --- state ------------------------------------------------------------
+    /** @type {'connecting'|'open'|'closed'|'error'} */
+    this._state = 'connecting';
+    this._disposed = false;
+    this._closeCode = null;
+    this._closeReason = '';
+    this._imageOnly = this.options.imageOnly;
+    this._supported = supportedFormats(this._imageOnly);
+    this._connId = 0;
+    /** @type {Object|null} */
+    this._config = null;
+    this._transportKind = null;
+    this._streamWidth = 0;
+    this._streamHeight = 0;
+    this._controller = null;
+    this._quality = null;
+    this._serverStats = null;
+    this._serverStatsAt = 0;
+    this._lastKeyframeRequest = -Infinity;
+    /** @type {(() => void)|null} cancels the pending throttled `set_viewport` */
+    this._cancelViewport = null;
+
+    // --- statistics ---------------------------------------------------------
+    this._framesDrawn = 0;
+    this._framesSkipped = 0;
+    this._framesReceived = 0;
+    this._lastSeq = -1;
+    this._lastFrame = { width: 0, height: 0 };
+    /** @type {number[]} draw times (ms) */
+    this._drawTimes = [];
+    /** @type {[number, number][]} (time ms, bytes) */
+    this._byteLog = [];
+    this._decodeMs = null;
+
+    // --- parts --------------------------------------------------------------
+    this.display = new Display(this.canvas, { fit: this.options.fit, onResize: () => this._viewportChanged() });
+    this._images = new ImageFrameDecoder();
+    this._patches = new PatchDecoder();
+    /** @type {H264Decoder|null} */
+    this._video = null;
+    this._queue = new FrameQueue({
+      draw: (e) => this._drawEntry(e),
+      skip: (e) => this._skipEntry(e),
+    });
+    /** @type {Input|null} */
+    this.input = this.options.input ? new Input(this.canvas, this.display, (ev) => this.sendEvent(ev)) : null;
+    this._transport = new Transport(
+      this.options.url,
+      {
+        connecting: () => this._onConnecting(),
+        open: () => this._onOpen(),
+        text: (msg, n) => this._onText(msg, n),
+        binary: (h, p, n) => this._onBinary(h, p, n),
+        close: (info) => this._onClose(info),
+        protocolError: (e) => console.warn('framehub: bad message ignored:', e.message),
+      },
+      { reconnect: this.options.reconnect },
+    );
+
+    this._onVisibility = () => this._send({ type: 'visibility', visible: document.visibilityState !== 'hidden' });
+    document.addEventListener('visibilitychange', this._onVisibility);
+    this._statsTimer = setInterval(() => this._emitStats('client'), 1000);
+
+    // Connect after the constructor returns, so that listeners added right
+    // after `new` see the first `state` event.
+    queueMicrotask(() => this._transport.connect());
+  }
+
+  // ---------------------------------------------------------------- public
+
+  /** Connection state: `connecting`, `open`, `closed` or `error`. */
+  get state() {
+    return this._state;
+  }
+
+  /** The letterbox mode; setting it repaints at once. */
+  get fit() {
+    return this.display.fit;
+  }
+
+  set fit(value) {
+    this.display.fit = value;
+  }
+
+  /** The last `config` message from the hub (null before it). */
+  get config() {
+    return this._config;
+  }
+
+  /**
+   * Where the frame lands in the canvas, in canvas (device) pixels:
+   * framebuffer pixel (x, y) is at canvas `(offsetX + x*scale, offsetY + y*scale)`.
+   *
+   * @returns {{scale: number, scaleX: number, scaleY: number, offsetX: number, offsetY: number,
+   *   frameWidth: number, frameHeight: number, canvasWidth: number, canvasHeight: number}}
+   */
+  mapping() {
+    return this.display.mapping();
+  }
+
+  /**
+   * Client-side statistics and connection state.
+   *
+   * @returns {ViewStats}
+   */
+  getStats() {
+    const now = performance.now();
+    while (this._drawTimes.length && now - this._drawTimes[0] > 1000) this._drawTimes.shift();
+    while (this._byteLog.length && now - this._byteLog[0][0] > 1000) this._byteLog.shift();
+    let bytes = 0;
+    for (const [, n] of this._byteLog) bytes += n;
+    const fresh = this._serverStats && now - this._serverStatsAt < 10000;
+    const rtt = fresh && Number.isFinite(this._serverStats.rtt_ms) ? this._serverStats.rtt_ms : null;
+    return {
+      state: this._state,
+      transport: this._transportKind,
+      width: this._streamWidth,
+      height: this._streamHeight,
+      fps: this._drawTimes.length,
+      latencyMs: rtt ?? (this._decodeMs === null ? null : Math.round(this._decodeMs * 10) / 10),
+      rttMs: rtt,
+      decodeMs: this._decodeMs === null ? null : Math.round(this._decodeMs * 10) / 10,
+      bitrateBps: bytes * 8,
+      framesDrawn: this._framesDrawn,
+      framesSkipped: this._framesSkipped,
+      framesReceived: this._framesReceived,
+      lastSeq: this._lastSeq,
+      decodeQueueSize: this._queue.decoding,
+      closeCode: this._closeCode,
+      closeReason: this._closeReason,
+      reconnects: this._transport.reconnects,
+      controller: this._controller,
+      maxInflight: this.options.maxInflight,
+      quality: this._quality,
+      server: this._serverStats,
+      url: this.options.url,
+    };
+  }
+
+  /**
+   * Sends one renderview input event (`{"type":"event","event":ev}`).
+   *
+   * @param {Object} ev an event object with `event_type`
+   * @returns {boolean} whether it was sent (false while not connected)
+   */
+  sendEvent(ev) {
+    return this._send({ type: 'event', event: ev });
+  }
+
+  /**
+   * Asks the hub for a keyframe (video sessions).
+   *
+   * @param {string} [reason]
+   */
+  requestKeyframe(reason = 'client request') {
+    this._send({ type: 'request_keyframe', reason });
+  }
+
+  /** Sends the current viewport size now. */
+  sendViewport() {
+    const vp = this.display.measure();
+    if (vp.width > 0 && vp.height > 0) {
+      this._send({ type: 'set_viewport', width: vp.width, height: vp.height, pwidth: vp.pwidth, pheight: vp.pheight, ratio: vp.ratio });
+    }
+  }
+
+  /** Drops the current connection and connects again at once. */
+  reconnect() {
+    this._transport.restart('client reconnect');
+  }
+
+  /** Closes the connection for good and releases everything; idempotent. */
+  dispose() {
+    if (this._disposed) return;
+    this._disposed = true;
+    this._transport.close(1000, 'dispose');
+    clearInterval(this._statsTimer);
+    if (this._cancelViewport) this._cancelViewport();
+    document.removeEventListener('visibilitychange', this._onVisibility);
+    if (this.input) this.input.dispose();
+    this.display.dispose();
+    this._queue.clear();
+    if (this._video) this._video.close();
+    this._video = null;
+    if (this._ownsCanvas) this.canvas.remove();
+    if (this._state !== 'error') this._setState('closed', { code: 1000, reason: 'dispose' });
+  }
+
+  // --------------------------------------------------------------- private
+
+  /** @private */
+  _send(msg) {
+    return this._transport.send(msg);
+  }
+
+  /** @private */
+  _setState(state, extra = {}) {
+    this._state = state;
+    this.dispatchEvent(new CustomEvent('state', { detail: { state, ...extra } }));
+  }
+
+  /** @private */
+  _emitStats(source) {
+    this.dispatchEvent(new CustomEvent('stats', { detail: { source, ...this.getStats() } }));
+  }
+
+  /** @private */
+  _onConnecting() {
+    this._connId++;
+    this._setState('connecting', { url: this.options.url });
+  }
+
+  /** @private Socket open: hello, then the viewport (protocol §2). */
+  async _onOpen() {
+    const id = this._connId;
+    const supported = await this._supported;
+    if (id !== this._connId || this._disposed) return;
+    /** @type {Record<string, any>} */
+    const hello = { type: 'hello', supported, device_pixel_ratio: window.devicePixelRatio || 1 };
+    if (this.options.token) hello.token = this.options.token;
+    this._send(hello);
+    if (this.options.autoResize) this.sendViewport();
+    if (document.visibilityState === 'hidden') this._send({ type: 'visibility', visible: false });
+    this._setState('open');
+  }
+
+  /** @private */
+  _onText(msg, bytes) {
+    this._byteLog.push([performance.now(), bytes]);
+    switch (msg.type) {
+      case 'config':
+        this._onConfig(msg);
+        break;
+      case 'set_quality':
+        this._quality = msg;
+        this.dispatchEvent(new CustomEvent('quality', { detail: msg }));
+        break;
+      case 'stats':
+        this._serverStats = msg;
+        this._serverStatsAt = performance.now();
+        this._emitStats('server');
+        break;
+      case 'cursor':
+        if (typeof msg.value === 'string' && msg.value.length <= 256) this.canvas.style.cursor = msg.value;
+        break;
+      case 'control':
+        this._controller = !!msg.controller;
+        this.dispatchEvent(new CustomEvent('control', { detail: { controller: this._controller } }));
+        break;
+      default:
+        break; // unknown messages are ignored
+    }
+  }
+
+  /** @private */
+  _onConfig(msg) {
+    this._config = msg;
+    this._transportKind = msg.transport === 'webcodecs' ? 'webcodecs' : 'image';
+    if (msg.width > 0 && msg.height > 0) {
+      this._streamWidth = msg.width;
+      this._streamHeight = msg.height;
+    }
+    if (typeof msg.controller === 'boolean') this._controller = msg.controller;
+    this._transport.resetBackoff();
+    if (this._transportKind === 'webcodecs') this._setupVideo(msg.codec);
+    else if (this._video) {
+      this._video.close();
+      this._video = null;
+    }
+    this.dispatchEvent(new CustomEvent('config', { detail: msg }));
+  }
+
+  /** @private */
+  _setupVideo(codec) {
+    if (this._video) this._video.close();
+    this._video = null;
+    if (typeof VideoDecoder === 'undefined') {
+      this._fallbackToImage('WebCodecs is not available');
+      return;
+    }
+    this._video = this._makeVideoDecoder(codec);
+    const id = this._connId;
+    if (codec) {
+      h264Supported(codec).then((ok) => {
+        if (!ok && id === this._connId) this._fallbackToImage(`codec ${codec} is not supported`);
+      });
+    }
+  }
+
+  /** @private */
+  _makeVideoDecoder(codec) {
+    return new H264Decoder(
+      {
+        requestKeyframe: (reason) => {
+          const now = performance.now();
+          if (now - this._lastKeyframeRequest < KEYFRAME_REQUEST_INTERVAL_MS) return;
+          this._lastKeyframeRequest = now;
+          this._send({ type: 'request_keyframe', reason });
+        },
+        decoderReset: () => this._send({ type: 'decoder_reset' }),
+        unsupported: (e) => this._fallbackToImage(e && e.message ? e.message : 'codec not supported'),
+      },
+      { codec },
+    );
+  }
+
+  /** @private The browser cannot decode the video: reconnect as an image-only client. */
+  _fallbackToImage(why) {
+    if (this._imageOnly || this._disposed) return;
+    console.warn(`framehub: ${why}; reconnecting with images only`);
+    this._imageOnly = true;
+    this._supported = supportedFormats(true);
+    if (this._video) this._video.close();
+    this._video = null;
+    this._transport.restart('codec unsupported');
+  }
+
+  /** @private */
+  _onBinary(header, payload, bytes) {
+    const now = performance.now();
+    this._byteLog.push([now, bytes]);
+    if (!Number.isFinite(Number(header.seq))) return;
+    this._framesReceived++;
+    switch (header.type) {
+      case 'image_frame':
+        this._queue.push(header, true, this._images.decode(header, payload), bytes);
+        break;
+      case 'image_patch':
+        this._queue.push(header, false, this._patches.decode(header, payload), bytes);
+        break;
+      case 'video_chunk':
+        if (!this._video) this._video = this._makeVideoDecoder(header.codec);
+        this._queue.push(header, true, this._video.decode(header, payload), bytes);
+        break;
+      default:
+        // Unknown media: not shown, but acked so the credit returns.
+        this._ack(header.seq, false);
+        break;
+    }
+  }
+
+  /** @private A frame reached the head of the queue: draw it and ack it. */
+  _drawEntry(entry) {
+    const frame = /** @type {import('./queue.js').DecodedFrame} */ (entry.result);
+    this.display.draw(frame);
+    const now = performance.now();
+    this._framesDrawn++;
+    this._lastSeq = entry.seq;
+    this._drawTimes.push(now);
+    if (this._drawTimes.length > 600) this._drawTimes.splice(0, 300);
+    const ms = now - entry.receivedAt;
+    this._decodeMs = this._decodeMs === null ? ms : this._decodeMs * 0.9 + ms * 0.1;
+    this._streamWidth = this.display.frameWidth;
+    this._streamHeight = this.display.frameHeight;
+    this._lastFrame = { width: this.display.frameWidth, height: this.display.frameHeight };
+    this._ack(entry.seq, true);
+    this.dispatchEvent(
+      new CustomEvent('frame', {
+        detail: { seq: entry.seq, width: this.display.frameWidth, height: this.display.frameHeight, still: frame.still },
+      }),
+    );
+  }
+
+  /** @private A frame will not be drawn: ack it anyway so the credit returns. */
+  _skipEntry(entry) {
+    this._framesSkipped++;
+    this._ack(entry.seq, false);
+  }
+
+  /** @private */
+  _ack(seq, displayed) {
+    this._send({ type: 'ack', seq: Number(seq), decode_queue_size: this._queue.decoding, displayed });
+  }
+
+  /** @private */
+  _onClose(info) {
+    this._queue.clear();
+    if (this._video) this._video.close();
+    this._video = null;
+    this._transportKind = null;
+    this._closeCode = info.code;
+    this._closeReason = info.reason || '';
+    if (this._disposed) return;
+    const detail = { code: info.code, reason: info.reason || '', willRetry: info.willRetry, delay: info.delay };
+    if (TERMINAL_CLOSE_CODES.has(info.code)) this._setState('error', detail);
+    else this._setState('closed', detail);
+  }
+
+  /** @private The canvas changed size: repaint happened already; tell the hub (once per frame). */
+  _viewportChanged() {
+    if (!this.options.autoResize || this._cancelViewport || this._disposed) return;
+    this._cancelViewport = onNextFrame(() => {
+      this._cancelViewport = null;
+      const vp = this.display.viewport;
+      if (vp.width > 0 && vp.height > 0) {
+        this._send({ type: 'set_viewport', width: vp.width, height: vp.height, pwidth: vp.pwidth, pheight: vp.pheight, ratio: vp.ratio });
+      }
+    });
+  }
+}
+
+export default RemoteFramebufferView;

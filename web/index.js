@@ -1,0 +1,126 @@
+/**
+ * framehub index page script (`index.html`): lists the hub's streams from
+ * `GET /streams`, refreshed every 2 s, each as a card with a small live view
+ * (image-only, no input), its name, size and viewer count. Streams that
+ * appear get a card, streams that go away lose theirs.
+ *
+ * Test hook: `window.framehubIndex = {cards: Map<name, RemoteFramebufferView>}`.
+ *
+ * @module index
+ */
+
+import { RemoteFramebufferView, streamUrl } from './framehub.js';
+
+const REFRESH_MS = 2000;
+
+const grid = /** @type {HTMLElement} */ (document.getElementById('streams'));
+const empty = /** @type {HTMLElement} */ (document.getElementById('empty'));
+const summary = /** @type {HTMLElement} */ (document.getElementById('summary'));
+
+/** name → live view */
+const cards = new Map();
+/** name → card element */
+const elements = new Map();
+Object.assign(window, { framehubIndex: { cards } });
+
+/**
+ * @typedef {{name: string, width: number, height: number, fps: number, clients: number}} StreamInfo
+ */
+
+/**
+ * Creates the card of one stream.
+ *
+ * @param {StreamInfo} s
+ * @returns {HTMLAnchorElement}
+ */
+function makeCard(s) {
+  const a = document.createElement('a');
+  a.className = 'fh-card';
+  a.href = `/${encodeURIComponent(s.name)}`;
+  a.dataset.stream = s.name;
+  const canvas = document.createElement('canvas');
+  canvas.className = 'fh-thumb';
+  canvas.setAttribute('aria-hidden', 'true');
+  const body = document.createElement('div');
+  body.className = 'fh-card-body';
+  const name = document.createElement('span');
+  name.className = 'fh-card-name';
+  name.textContent = s.name;
+  const meta = document.createElement('span');
+  meta.className = 'fh-card-meta';
+  body.append(name, meta);
+  a.append(canvas, body);
+  return a;
+}
+
+/**
+ * Updates a card's size and viewer count.
+ *
+ * @param {HTMLElement} el
+ * @param {StreamInfo} s
+ */
+function updateCard(el, s) {
+  const meta = /** @type {HTMLElement} */ (el.querySelector('.fh-card-meta'));
+  const parts = [];
+  if (s.width && s.height) parts.push(`${s.width}×${s.height}`);
+  if (Number.isFinite(s.fps) && s.fps > 0) parts.push(`${Math.round(s.fps)} fps`);
+  if (Number.isFinite(s.clients)) parts.push(`${s.clients} viewer${s.clients === 1 ? '' : 's'}`);
+  meta.textContent = parts.join(' · ');
+}
+
+/**
+ * Makes the page show exactly the streams of `list`.
+ *
+ * @param {StreamInfo[]} list
+ */
+function sync(list) {
+  const seen = new Set();
+  for (const s of list) {
+    if (!s || typeof s.name !== 'string') continue;
+    seen.add(s.name);
+    let el = elements.get(s.name);
+    if (!el) {
+      el = makeCard(s);
+      grid.append(el);
+      elements.set(s.name, el);
+      const view = new RemoteFramebufferView(/** @type {HTMLCanvasElement} */ (el.querySelector('canvas')), {
+        url: streamUrl(s.name),
+        imageOnly: true,
+        autoResize: true,
+        input: false,
+      });
+      cards.set(s.name, view);
+    }
+    updateCard(el, s);
+  }
+  for (const [name, el] of elements) {
+    if (seen.has(name)) continue;
+    cards.get(name)?.dispose();
+    cards.delete(name);
+    el.remove();
+    elements.delete(name);
+  }
+  // Keep the cards in name order.
+  const sorted = [...elements.keys()].sort();
+  sorted.forEach((name, i) => {
+    const el = /** @type {HTMLElement} */ (elements.get(name));
+    if (grid.children[i] !== el) grid.insertBefore(el, grid.children[i] || null);
+  });
+  empty.hidden = elements.size > 0;
+  summary.textContent = `${elements.size} stream${elements.size === 1 ? '' : 's'}`;
+}
+
+/** Fetches `/streams` and syncs the page; failures keep the current cards. */
+async function refresh() {
+  try {
+    const r = await fetch('/streams', { cache: 'no-store' });
+    if (!r.ok) throw new Error(`HTTP ${r.status}`);
+    const list = await r.json();
+    sync(Array.isArray(list) ? list : []);
+  } catch (e) {
+    summary.textContent = `cannot list streams (${/** @type {Error} */ (e).message})`;
+  }
+}
+
+refresh();
+setInterval(refresh, REFRESH_MS);

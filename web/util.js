@@ -1,0 +1,203 @@
+/**
+ * framehub browser client — small shared helpers.
+ *
+ * Pure functions (no DOM access at import time) so that they can be unit
+ * tested under Node: stream-name/URL derivation from a location, the
+ * reconnect backoff, the DOM → renderview button mapping, modifier lists and
+ * a "run once on the next animation frame" scheduler.
+ *
+ * @module util
+ */
+
+/** Close codes after which the client never reconnects (protocol §9). */
+export const TERMINAL_CLOSE_CODES = new Set([1003, 4401, 4404]);
+
+/** First reconnect delay, seconds. */
+export const BACKOFF_BASE_S = 0.25;
+/** Largest reconnect delay, seconds. */
+export const BACKOFF_MAX_S = 10;
+/** Relative jitter applied to every reconnect delay (±30 %). */
+export const BACKOFF_JITTER = 0.3;
+
+/** Largest viewport side the hub accepts in `set_viewport` (protocol core). */
+export const MAX_VIEWPORT = 32768;
+/** Largest device pixel ratio the hub accepts. */
+export const MAX_PIXEL_RATIO = 16;
+
+/** Stream names the hub accepts: `[A-Za-z0-9._-]{1,64}` (protocol §1). */
+export const STREAM_NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
+
+/**
+ * Reconnect delay for the given attempt (0-based): 0.25 s doubling up to
+ * 10 s, each multiplied by a random factor in [0.7, 1.3].
+ *
+ * @param {number} attempt number of failed attempts so far (0 for the first retry)
+ * @param {() => number} [random] source of uniform [0, 1) numbers (for tests)
+ * @returns {number} delay in milliseconds
+ */
+export function backoffDelay(attempt, random = Math.random) {
+  const base = Math.min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** Math.max(0, attempt));
+  const jitter = 1 + (random() * 2 - 1) * BACKOFF_JITTER;
+  return Math.round(base * jitter * 1000);
+}
+
+/**
+ * The stream a page at `loc` shows: the first path segment of `/<stream>`,
+ * `default` for `/`. A page opened as a static asset (`/_/viewer.html`)
+ * takes the name from its `?stream=` query parameter instead.
+ *
+ * @param {{pathname: string, search?: string}} loc a `Location`-like object
+ * @returns {string} the stream name
+ */
+export function streamNameFromLocation(loc) {
+  const path = loc.pathname || '/';
+  if (path.startsWith('/_/')) {
+    const q = new URLSearchParams(loc.search || '');
+    return q.get('stream') || 'default';
+  }
+  let name = path.replace(/^\/+/, '').split('/')[0] || '';
+  try {
+    name = decodeURIComponent(name);
+  } catch {
+    /* keep the raw segment */
+  }
+  return name || 'default';
+}
+
+/**
+ * The WebSocket URL of stream `name` on the hub that served `loc`:
+ * `ws(s)://<host>/<name>`.
+ *
+ * @param {string} name stream name
+ * @param {{protocol: string, host: string}} [loc] defaults to `globalThis.location`
+ * @returns {string}
+ */
+export function streamUrl(name, loc = globalThis.location) {
+  const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${loc.host}/${encodeURIComponent(name)}`;
+}
+
+/** DOM `MouseEvent.button` → renderview button (0 none, 1 left, 2 right, 3 middle, 4 back, 5 forward). */
+const DOM_BUTTON_TO_RV = [1, 3, 2, 4, 5];
+
+/**
+ * Maps a DOM `MouseEvent.button` to the renderview numbering.
+ *
+ * @param {number} domButton `event.button` (-1 = no button changed)
+ * @returns {number} 0 none, 1 left, 2 right, 3 middle, 4 back, 5 forward
+ */
+export function mapButton(domButton) {
+  return DOM_BUTTON_TO_RV[domButton] ?? 0;
+}
+
+/**
+ * Maps a DOM `MouseEvent.buttons` bit mask to the list of held renderview
+ * buttons. DOM bits: 1 primary, 2 secondary, 4 auxiliary, 8 back, 16 forward.
+ *
+ * @param {number} mask `event.buttons`
+ * @returns {number[]} held buttons in ascending order
+ */
+export function mapButtons(mask) {
+  const out = [];
+  // Bit i of the DOM mask is, in order, left, right, middle, back, forward
+  // — exactly renderview buttons 1..5.
+  for (let i = 0; i < 5; i++) if (mask & (1 << i)) out.push(i + 1);
+  return out;
+}
+
+/**
+ * The modifier list of a keyboard, mouse or pointer event.
+ *
+ * @param {{shiftKey?: boolean, ctrlKey?: boolean, altKey?: boolean, metaKey?: boolean}} e
+ * @returns {string[]} subset of `["Shift","Control","Alt","Meta"]`
+ */
+export function modifiersOf(e) {
+  const m = [];
+  if (e.shiftKey) m.push('Shift');
+  if (e.ctrlKey) m.push('Control');
+  if (e.altKey) m.push('Alt');
+  if (e.metaKey) m.push('Meta');
+  return m;
+}
+
+/**
+ * Letterbox geometry of a `frameW`×`frameH` picture in a `canvasW`×`canvasH`
+ * canvas, all in device pixels.
+ *
+ * @param {'contain'|'cover'|'fill'} fit
+ * @param {number} frameW
+ * @param {number} frameH
+ * @param {number} canvasW
+ * @param {number} canvasH
+ * @returns {{scale: number, scaleX: number, scaleY: number, offsetX: number, offsetY: number,
+ *   frameWidth: number, frameHeight: number, canvasWidth: number, canvasHeight: number}}
+ *   `canvasX = offsetX + x * scaleX` (`scale` = `scaleX`; they differ only for `fill`)
+ */
+export function computeMapping(fit, frameW, frameH, canvasW, canvasH) {
+  let sx = 1;
+  let sy = 1;
+  if (frameW > 0 && frameH > 0 && canvasW > 0 && canvasH > 0) {
+    const rx = canvasW / frameW;
+    const ry = canvasH / frameH;
+    if (fit === 'fill') {
+      sx = rx;
+      sy = ry;
+    } else {
+      sx = sy = fit === 'cover' ? Math.max(rx, ry) : Math.min(rx, ry);
+    }
+  }
+  // Whole-pixel offsets keep a 1:1 picture crisp.
+  const offsetX = Math.round((canvasW - frameW * sx) / 2) || 0; // no -0
+  const offsetY = Math.round((canvasH - frameH * sy) / 2) || 0;
+  return {
+    scale: sx,
+    scaleX: sx,
+    scaleY: sy,
+    offsetX,
+    offsetY,
+    frameWidth: frameW,
+    frameHeight: frameH,
+    canvasWidth: canvasW,
+    canvasHeight: canvasH,
+  };
+}
+
+/**
+ * Runs `cb` once on the next animation frame, or after `fallbackMs` if no
+ * animation frame comes (hidden tab, headless browser), whichever is first.
+ *
+ * @param {() => void} cb
+ * @param {number} [fallbackMs]
+ * @returns {() => void} cancels the call
+ */
+export function onNextFrame(cb, fallbackMs = 100) {
+  let done = false;
+  let raf = 0;
+  let timer = 0;
+  const run = () => {
+    if (done) return;
+    done = true;
+    if (raf && typeof cancelAnimationFrame === 'function') cancelAnimationFrame(raf);
+    clearTimeout(timer);
+    cb();
+  };
+  if (typeof requestAnimationFrame === 'function') raf = requestAnimationFrame(run);
+  timer = setTimeout(run, fallbackMs);
+  return () => {
+    done = true;
+    if (raf && typeof cancelAnimationFrame === 'function') cancelAnimationFrame(raf);
+    clearTimeout(timer);
+  };
+}
+
+/**
+ * Formats a bit rate for people: `"850 kbit/s"`, `"2.4 Mbit/s"`.
+ *
+ * @param {number} bps bits per second
+ * @returns {string}
+ */
+export function formatBitrate(bps) {
+  if (!Number.isFinite(bps) || bps <= 0) return '0 kbit/s';
+  if (bps >= 1e6) return `${(bps / 1e6).toFixed(bps >= 1e7 ? 0 : 1)} Mbit/s`;
+  return `${Math.round(bps / 1e3)} kbit/s`;
+}
