@@ -215,9 +215,13 @@ export class Display {
     const css = entry.contentBoxSize && entry.contentBoxSize[0];
     const cw = css ? css.inlineSize : entry.contentRect.width;
     const ch = css ? css.blockSize : entry.contentRect.height;
+    // The device-pixel box is exact (snapped to physical pixels) but is
+    // only trusted when it agrees with CSS size × ratio: under DevTools
+    // device emulation Chromium reports it at the real screen's ratio.
     const dev = entry.devicePixelContentBoxSize && entry.devicePixelContentBoxSize[0];
-    const pw = dev ? dev.inlineSize : Math.round(cw * ratio);
-    const ph = dev ? dev.blockSize : Math.round(ch * ratio);
+    const agrees = dev && Math.abs(dev.inlineSize - cw * ratio) < 2 && Math.abs(dev.blockSize - ch * ratio) < 2;
+    const pw = agrees ? dev.inlineSize : Math.round(cw * ratio);
+    const ph = agrees ? dev.blockSize : Math.round(ch * ratio);
     this._apply(cw, ch, pw, ph, ratio);
   }
 
