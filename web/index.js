@@ -49,7 +49,13 @@ function makeCard(s) {
   const meta = document.createElement('span');
   meta.className = 'fh-card-meta';
   body.append(name, meta);
-  a.append(canvas, body);
+  const state = document.createElement('span');
+  state.className = 'fh-card-state';
+  state.textContent = 'connecting…';
+  const thumb = document.createElement('div');
+  thumb.className = 'fh-thumb-box';
+  thumb.append(canvas, state);
+  a.append(thumb, body);
   return a;
 }
 
@@ -66,6 +72,19 @@ function updateCard(el, s) {
   if (Number.isFinite(s.fps) && s.fps > 0) parts.push(`${Math.round(s.fps)} fps`);
   if (Number.isFinite(s.clients)) parts.push(`${s.clients} viewer${s.clients === 1 ? '' : 's'}`);
   meta.textContent = parts.join(' · ');
+}
+
+/**
+ * What a card shows over its thumbnail while it has no live picture.
+ *
+ * @param {{state: string, code?: number, reason?: string}} d a `state` event's detail
+ * @returns {string}
+ */
+function cardStateText(d) {
+  if (d.state === 'error') return d.code === 4401 ? 'unauthorized' : d.reason || `error ${d.code}`;
+  if (d.state === 'closed') return 'reconnecting…';
+  if (d.state === 'open') return 'waiting for a frame…';
+  return 'connecting…';
 }
 
 /**
@@ -90,6 +109,15 @@ function sync(list) {
         input: false,
       });
       cards.set(s.name, view);
+      const label = /** @type {HTMLElement} */ (el.querySelector('.fh-card-state'));
+      view.addEventListener('state', (ev) => {
+        const d = /** @type {CustomEvent} */ (ev).detail;
+        label.textContent = cardStateText(d);
+        label.hidden = d.state === 'open' && view.getStats().framesDrawn > 0;
+      });
+      view.addEventListener('frame', () => {
+        label.hidden = true;
+      });
     }
     updateCard(el, s);
   }

@@ -70,7 +70,7 @@ function showError(code, reason) {
     text = reason || 'The hub has no stream of that name.';
   } else if (code === 4401) {
     title = 'Unauthorized';
-    text = `${reason || 'The hub refused the credentials.'} Add ?token=… to the address to give one.`;
+    text = `The hub refused the credentials${reason ? ` (${reason})` : ''}. Add ?token=… to the address to give one.`;
   } else if (code === 1003) {
     title = 'Cannot show this stream';
     text = reason || 'This browser and the hub have no media format in common.';
