@@ -111,8 +111,10 @@ view.addEventListener('frame', (ev) => {
   const d = /** @type {CustomEvent} */ (ev).detail;
   stats.framesDrawn++;
   stats.lastSeq = d.seq;
+  const resized = d.width !== stats.lastWidth || d.height !== stats.lastHeight;
   stats.lastWidth = d.width;
   stats.lastHeight = d.height;
+  if (resized) renderStatus(); // the size shown changes at once, not at the next stats tick
 });
 
 view.addEventListener('stats', renderStatus);
