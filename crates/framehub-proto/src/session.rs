@@ -455,11 +455,9 @@ impl Session {
     }
 
     fn push_out(&mut self, o: Output) {
-        if self.out.len() >= MAX_QUEUED_OUTPUTS {
-            if matches!(o, Output::Event { .. }) {
-                self.events_dropped += 1;
-                return;
-            }
+        if self.out.len() >= MAX_QUEUED_OUTPUTS && matches!(o, Output::Event { .. }) {
+            self.events_dropped += 1;
+            return;
         }
         self.out.push_back(o);
     }
@@ -673,13 +671,10 @@ impl Session {
             .as_ref()
             .is_none_or(|l| frame.order_key() > l.order_key());
         if newer {
-            if let Some(old) = &self.latest {
-                if Some(old.order_key()) > self.last_sent || self.last_sent.is_none() {
-                    if self.is_open() {
-                        // Replaced before it could be sent.
-                        self.frames_dropped += 1;
-                    }
-                }
+            let unsent = self.latest.as_ref().is_some_and(|old| self.last_sent.is_none_or(|s| old.order_key() > s));
+            if unsent && self.is_open() {
+                // Replaced before it could be sent.
+                self.frames_dropped += 1;
             }
             self.latest = Some(frame);
         }

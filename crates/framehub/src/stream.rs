@@ -215,6 +215,15 @@ impl StreamShared {
         self.events.push(ev);
     }
 
+    /// Whether a viewer joining now with `session_id` controls under the input policy.
+    pub fn initial_controller(&self, session_id: u64) -> bool {
+        match self.cfg.input {
+            InputPolicy::All => true,
+            InputPolicy::None => false,
+            InputPolicy::First => lock(&self.viewers).keys().next().is_none_or(|first| *first > session_id),
+        }
+    }
+
     /// Recomputes who controls under the stream's input policy and tells each viewer.
     pub fn update_controllers(&self) {
         let viewers = lock(&self.viewers);

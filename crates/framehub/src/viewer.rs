@@ -134,6 +134,8 @@ pub(crate) async fn run<S, E>(
             match out {
                 Output::Authenticate(hello) => {
                     let verdict = authenticate(&stream, &conn, hello).await;
+                    // `config` tells the viewer whether it controls: decide before it is built.
+                    session.set_controller(stream.initial_controller(session_id));
                     session.handle_auth(Instant::now(), verdict);
                     if let Some(neg) = session.negotiated() {
                         principal = session.principal().cloned();

@@ -1,0 +1,8 @@
+//! Integration tests over real sockets on 127.0.0.1:0.
+
+mod common;
+mod events;
+mod flow;
+mod handshake;
+mod rest;
+mod server;
