@@ -68,10 +68,11 @@ export class Display {
       } catch {
         this._ro.observe(canvas);
       }
-    } else {
-      this._onWindowResize = () => this.measure();
-      window.addEventListener('resize', this._onWindowResize);
     }
+    // Also on window resizes: a devicePixelRatio change (browser zoom) comes
+    // with one, and not every browser reports it to the observer.
+    this._onWindowResize = () => this.measure();
+    window.addEventListener('resize', this._onWindowResize);
     // A devicePixelRatio change (zoom, moving to another screen) without a
     // size change: watch the current resolution and re-measure.
     this._watchRatio();
@@ -102,9 +103,12 @@ export class Display {
    * @returns {Viewport}
    */
   measure() {
-    const r = this.canvas.getBoundingClientRect();
-    const cw = this.canvas.clientWidth || r.width;
-    const ch = this.canvas.clientHeight || r.height;
+    // Fractional CSS size of the content box (as the ResizeObserver reports
+    // it), so that both paths agree and no spurious change is seen.
+    const c = this.canvas;
+    const r = c.getBoundingClientRect();
+    const cw = Math.max(0, r.width - 2 * c.clientLeft);
+    const ch = Math.max(0, r.height - 2 * c.clientTop);
     const ratio = window.devicePixelRatio || 1;
     this._apply(cw, ch, Math.round(cw * ratio), Math.round(ch * ratio), ratio);
     return this.viewport;
@@ -190,7 +194,7 @@ export class Display {
   /** Stops observing the canvas. */
   dispose() {
     if (this._ro) this._ro.disconnect();
-    if (this._onWindowResize) window.removeEventListener('resize', this._onWindowResize);
+    window.removeEventListener('resize', this._onWindowResize);
     if (this._ratioQuery) this._ratioQuery.removeEventListener('change', this._onRatioChange);
     this._ro = null;
   }
