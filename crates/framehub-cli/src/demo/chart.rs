@@ -453,6 +453,10 @@ mod tests {
         assert_eq!(buf.len(), 100 * 40 * 4);
         assert!(c.samples.len() <= KEEP);
         assert!(!c.render(f64::NAN, &mut buf));
+        c.handle_event(&resize(16, 16)); // smaller than the margins: nothing to plot, no panic
+        c.handle_event(&moved(8.0, 8.0, &[]));
+        assert!(c.render(1e9 + 1.0, &mut buf));
+        assert_eq!(buf.len(), 16 * 16 * 4);
     }
 
     #[test]

@@ -108,7 +108,7 @@ impl Plasma {
 
     /// Adds a white Gaussian glow centred on the pointer. The Gaussian is
     /// separable, so it is the product of a column and a row table.
-    fn glow(&self, buf: &mut [u8]) {
+    fn draw_glow(&self, buf: &mut [u8]) {
         let Some((px, py)) = self.pointer else { return };
         let sigma = GLOW_SIGMA * f64::from(self.height) / REF_HEIGHT;
         let reach = 3.0 * sigma;
@@ -128,7 +128,7 @@ impl Plasma {
 
     /// Draws every live ring: for each row only the two spans crossing the
     /// annulus are visited.
-    fn rings(&self, t: f64, buf: &mut [u8]) {
+    fn draw_rings(&self, t: f64, buf: &mut [u8]) {
         let k = f64::from(self.height) / REF_HEIGHT;
         let hw = RING_HALF_WIDTH * k;
         let w = self.width as usize;
@@ -238,8 +238,8 @@ impl Scene for Plasma {
                 px.copy_from_slice(&self.lut[idx as usize]);
             }
         }
-        self.glow(buf);
-        self.rings(t, buf);
+        self.draw_glow(buf);
+        self.draw_rings(t, buf);
         true
     }
 
@@ -307,14 +307,33 @@ mod tests {
         assert!(p.render(1.5, &mut a));
         plain.render(1.5, &mut b);
         let r = (0.5 * RING_SPEED) as usize; // 130 px after 0.5 s
-        assert!(
-            px(&a, 640, 320 + r, 180)[0] > px(&b, 640, 320 + r, 180)[0]
-                || px(&b, 640, 320 + r, 180)[0] == 255
-        );
+        let sum = |buf: &[u8], x, y| {
+            px(buf, 640, x, y)[..3]
+                .iter()
+                .map(|c| u32::from(*c))
+                .sum::<u32>()
+        };
+        for (x, y) in [
+            (320 + r, 180),
+            (320 - r, 180),
+            (320, 180 + r),
+            (320, 180 - r),
+        ] {
+            // Brighter by about half of full white (alpha ~0.69 at 0.5 s), unless saturated.
+            assert!(
+                sum(&a, x, y) >= (sum(&b, x, y) + 300).min(3 * 250),
+                "({x},{y})"
+            );
+        }
         assert_eq!(
             px(&a, 640, 320 + r / 2, 180),
             px(&b, 640, 320 + r / 2, 180),
-            "inside the ring untouched"
+            "inside untouched"
+        );
+        assert_eq!(
+            px(&a, 640, 320 + 2 * r, 180),
+            px(&b, 640, 320 + 2 * r, 180),
+            "outside untouched"
         );
         p.render(3.0, &mut a);
         plain.render(3.0, &mut b);
