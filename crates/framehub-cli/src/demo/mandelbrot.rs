@@ -69,11 +69,6 @@ impl Mandelbrot {
         }
     }
 
-    /// The view: centre (re, im) and magnification relative to the initial view.
-    pub fn view(&self) -> ((f64, f64), f64) {
-        (self.center, self.zoom)
-    }
-
     /// Escape-iteration limit for the current zoom: `100 + 50·log2(zoom)`, at most 4000.
     pub fn max_iter(&self) -> u32 {
         (100.0 + 50.0 * self.zoom.max(1.0).log2()).min(4000.0) as u32
@@ -398,6 +393,11 @@ mod tests {
     use super::*;
     use crate::demo::test_util::*;
 
+    /// The view: centre (re, im) and magnification relative to the initial view.
+    fn view(m: &Mandelbrot) -> ((f64, f64), f64) {
+        (m.center, m.zoom)
+    }
+
     fn fresh() -> (Mandelbrot, Vec<u8>) {
         let mut m = Mandelbrot::new();
         let mut buf = Vec::new();
@@ -420,12 +420,12 @@ mod tests {
     fn drag_pans_and_rerenders() {
         let (mut m, mut buf) = fresh();
         let before = buf.clone();
-        let c0 = m.view().0;
+        let c0 = view(&m).0;
         m.handle_event(&down(100.0, 100.0));
         m.handle_event(&moved(150.0, 120.0, &[1]));
         assert!(m.render(0.1, &mut buf));
         assert_ne!(buf, before);
-        let c1 = m.view().0;
+        let c1 = view(&m).0;
         assert!(c1.0 < c0.0 && c1.1 > c0.1, "{c0:?} -> {c1:?}");
         m.handle_event(&up(150.0, 120.0));
         m.handle_event(&moved(300.0, 300.0, &[]));
@@ -437,7 +437,7 @@ mod tests {
         let (mut m, mut buf) = fresh();
         let p = m.to_complex(700.0, 200.0);
         m.handle_event(&wheel(700.0, 200.0, -300.0));
-        assert!(m.view().1 > 1.5);
+        assert!(view(&m).1 > 1.5);
         let q = m.to_complex(700.0, 200.0);
         assert!((p.0 - q.0).abs() < 1e-12 && (p.1 - q.1).abs() < 1e-12);
         assert!(m.render(0.1, &mut buf));
@@ -448,18 +448,18 @@ mod tests {
     fn reset_restores_initial_view() {
         let (mut m, mut buf) = fresh();
         let first = buf.clone();
-        let home = m.view();
+        let home = view(&m);
         m.handle_event(&wheel(10.0, 10.0, -500.0));
         m.handle_event(&key("+"));
         m.handle_event(&key("ArrowLeft"));
-        assert_ne!(m.view(), home);
+        assert_ne!(view(&m), home);
         m.handle_event(&key("r"));
-        assert_eq!(m.view(), home);
+        assert_eq!(view(&m), home);
         assert!(m.render(0.1, &mut buf));
         assert_eq!(buf, first);
         m.handle_event(&key("-"));
         m.handle_event(&InputEvent::DoubleClick(pointer(5.0, 5.0, 1, &[])));
-        assert_eq!(m.view(), home);
+        assert_eq!(view(&m), home);
     }
 
     #[test]
@@ -491,7 +491,7 @@ mod tests {
         m.handle_event(&wheel(0.0, 0.0, 1e6));
         m.handle_event(&down(0.0, 0.0));
         m.handle_event(&moved(1e6, 1e6, &[1]));
-        let ((re, im), z) = m.view();
+        let ((re, im), z) = view(&m);
         assert!(re.is_finite() && im.is_finite() && z.is_finite());
         assert!(m.render(0.1, &mut buf));
     }

@@ -59,11 +59,6 @@ pub fn all_scenes() -> Vec<Box<dyn Scene>> {
     ]
 }
 
-/// A fresh instance of the scene served under `name`, if there is one.
-pub fn scene_by_name(name: &str) -> Option<Box<dyn Scene>> {
-    all_scenes().into_iter().find(|s| s.name() == name)
-}
-
 #[cfg(test)]
 pub(crate) mod test_util {
     //! Event constructors shared by the scene tests.
@@ -144,7 +139,5 @@ mod tests {
             names.push(s.name());
         }
         assert_eq!(names, ["default", "plasma", "chart"]);
-        assert!(scene_by_name("chart").is_some());
-        assert!(scene_by_name("nope").is_none());
     }
 }
