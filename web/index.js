@@ -105,7 +105,7 @@ function sync(list) {
       const view = new RemoteFramebufferView(/** @type {HTMLCanvasElement} */ (el.querySelector('canvas')), {
         url: streamUrl(s.name),
         imageOnly: true,
-        autoResize: true,
+        autoResize: false, // a thumbnail must not resize the stream for everyone
         input: false,
       });
       cards.set(s.name, view);

@@ -1,5 +1,7 @@
 //! A protocol-speaking test client and picture helpers.
 
+pub use crate::picture::*;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -26,7 +28,9 @@ pub enum Received {
 
 impl Client {
     pub async fn connect(addr: SocketAddr, path: &str) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}{path}")).await.expect("connect");
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}{path}"))
+            .await
+            .expect("connect");
         Client { ws, config: None }
     }
 
@@ -42,12 +46,16 @@ impl Client {
     }
 
     pub async fn hello(&mut self, supported: &[&str]) {
-        let msg = serde_json::json!({"type": "hello", "supported": supported, "device_pixel_ratio": 1.0});
+        let msg =
+            serde_json::json!({"type": "hello", "supported": supported, "device_pixel_ratio": 1.0});
         self.send_json(msg).await;
     }
 
     pub async fn send_text(&mut self, s: impl Into<String>) {
-        self.ws.send(Message::Text(s.into().into())).await.expect("send");
+        self.ws
+            .send(Message::Text(s.into().into()))
+            .await
+            .expect("send");
     }
 
     pub async fn send_json(&mut self, v: Value) {
@@ -55,11 +63,17 @@ impl Client {
     }
 
     pub async fn ack(&mut self, seq: u64) {
-        self.send_json(serde_json::json!({"type":"ack","seq":seq,"decode_queue_size":0,"displayed":true})).await;
+        self.send_json(
+            serde_json::json!({"type":"ack","seq":seq,"decode_queue_size":0,"displayed":true}),
+        )
+        .await;
     }
 
     pub fn session_id(&self) -> u64 {
-        self.config.as_ref().and_then(|c| c["session"].as_u64()).expect("config.session")
+        self.config
+            .as_ref()
+            .and_then(|c| c["session"].as_u64())
+            .expect("config.session")
     }
 
     /// The next message (panics after 5 s).
@@ -77,7 +91,9 @@ impl Client {
                 Ok(Some(Ok(m))) => m,
             };
             return Some(match msg {
-                Message::Text(t) => Received::Text(serde_json::from_str(t.as_str()).expect("server JSON")),
+                Message::Text(t) => {
+                    Received::Text(serde_json::from_str(t.as_str()).expect("server JSON"))
+                }
                 Message::Binary(b) => {
                     let (h, p) = envelope::parse(&b).expect("valid envelope");
                     Received::Frame(h, p.to_vec())
@@ -110,49 +126,28 @@ impl Client {
     }
 }
 
-
-/// An RGBA picture: four coloured quadrants plus a gradient, different per `seed`.
-pub fn pattern(w: u32, h: u32, seed: u8) -> Vec<u8> {
-    let mut v = Vec::with_capacity((w * h * 4) as usize);
-    for y in 0..h {
-        for x in 0..w {
-            let q = (u8::from(x >= w / 2)) + 2 * u8::from(y >= h / 2);
-            let (r, g, b) = match (q + seed) % 4 {
-                0 => (220, 30, 30),
-                1 => (30, 200, 40),
-                2 => (30, 40, 220),
-                _ => (240, 240, 240),
-            };
-            v.extend_from_slice(&[r, g, b, 255]);
-        }
-    }
-    v
-}
-
-/// Mean absolute difference per channel (RGB) between two RGBA buffers.
-pub fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let mut sum = 0u64;
-    let mut n = 0u64;
-    for (pa, pb) in a.chunks(4).zip(b.chunks(4)) {
-        for c in 0..3 {
-            sum += u64::from(pa[c].abs_diff(pb[c]));
-            n += 1;
-        }
-    }
-    sum as f64 / n as f64
-}
-
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .expect("write");
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .expect("write");
     let mut buf = Vec::new();
-    tokio::time::timeout(T, s.read_to_end(&mut buf)).await.expect("response in time").expect("read");
+    tokio::time::timeout(T, s.read_to_end(&mut buf))
+        .await
+        .expect("response in time")
+        .expect("read");
     let text = String::from_utf8_lossy(&buf).to_string();
-    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("status line");
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }

@@ -24,17 +24,24 @@ async fn wait_events(stream: &framehub::Stream, n: usize) -> Vec<framehub::Viewe
 async fn events_reach_poll_events_with_viewer_id_and_fields() {
     let server = Server::bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr().unwrap();
-    let stream = server.add_stream("s", 100, 80, StreamConfig::default()).unwrap();
+    let stream = server
+        .add_stream("s", 100, 80, StreamConfig::default())
+        .unwrap();
     let mut c = Client::open(addr, "/s", &["image/jpeg"]).await;
     c.send_json(json!({"type":"event","event":{"event_type":"pointer_down","x":12.5,"y":40,"button":1,"buttons":[1],"modifiers":["Shift"],"timestamp":1.5}})).await;
-    c.send_json(json!({"type":"event","event":{"event_type":"wheel","x":1,"y":2,"dx":0,"dy":-32}})).await;
-    c.send_json(json!({"type":"event","event":{"event_type":"pointer_move","x":"bad","y":2}})).await;
-    c.send_json(json!({"type":"event","event":{"event_type":"key_down","key":"r","code":"KeyR"}})).await;
+    c.send_json(json!({"type":"event","event":{"event_type":"wheel","x":1,"y":2,"dx":0,"dy":-32}}))
+        .await;
+    c.send_json(json!({"type":"event","event":{"event_type":"pointer_move","x":"bad","y":2}}))
+        .await;
+    c.send_json(json!({"type":"event","event":{"event_type":"key_down","key":"r","code":"KeyR"}}))
+        .await;
     c.send_json(json!({"type":"set_viewport","width":640,"height":400,"pwidth":1280,"pheight":800,"ratio":2})).await;
     let evs = wait_events(&stream, 4).await;
     let types: Vec<_> = evs.iter().map(|e| e.event.event_type()).collect();
     assert_eq!(types, ["pointer_down", "wheel", "key_down", "resize"]);
-    assert!(evs.iter().all(|e| e.client_id == c.session_id() && e.principal.is_none()));
+    assert!(evs
+        .iter()
+        .all(|e| e.client_id == c.session_id() && e.principal.is_none()));
     match &evs[0].event {
         InputEvent::PointerDown(p) => {
             assert_eq!((p.x, p.y, p.button), (12.5, 40.0, 1));
@@ -56,25 +63,38 @@ async fn events_reach_poll_events_with_viewer_id_and_fields() {
 async fn events_stream_yields_and_ends_when_the_server_closes() {
     let server = Server::bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr().unwrap();
-    let stream = server.add_stream("s", 10, 10, StreamConfig::default()).unwrap();
+    let stream = server
+        .add_stream("s", 10, 10, StreamConfig::default())
+        .unwrap();
     let mut events = Box::pin(stream.events());
     let mut c = Client::open(addr, "/s", &["image/jpeg"]).await;
-    c.send_json(json!({"type":"event","event":{"event_type":"key_up","key":"a"}})).await;
-    let ev = tokio::time::timeout(T, events.next()).await.unwrap().unwrap();
+    c.send_json(json!({"type":"event","event":{"event_type":"key_up","key":"a"}}))
+        .await;
+    let ev = tokio::time::timeout(T, events.next())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(ev.event.event_type(), "key_up");
     server.close().await;
-    assert!(tokio::time::timeout(T, events.next()).await.unwrap().is_none());
+    assert!(tokio::time::timeout(T, events.next())
+        .await
+        .unwrap()
+        .is_none());
 }
 
 #[tokio::test]
 async fn the_event_queue_is_bounded_and_drops_the_oldest() {
     let server = Server::bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr().unwrap();
-    let cfg = StreamConfig { event_queue: 3, ..StreamConfig::default() };
+    let cfg = StreamConfig {
+        event_queue: 3,
+        ..StreamConfig::default()
+    };
     let stream = server.add_stream("s", 10, 10, cfg).unwrap();
     let mut c = Client::open(addr, "/s", &["image/jpeg"]).await;
     for k in ["a", "b", "c", "d", "e"] {
-        c.send_json(json!({"type":"event","event":{"event_type":"key_down","key":k}})).await;
+        c.send_json(json!({"type":"event","event":{"event_type":"key_down","key":k}}))
+            .await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let keys: Vec<String> = stream
@@ -93,10 +113,18 @@ async fn the_event_queue_is_bounded_and_drops_the_oldest() {
 async fn view_only_stream_delivers_no_events_and_says_so() {
     let server = Server::bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr().unwrap();
-    let stream = server.add_stream("s", 10, 10, StreamConfig::default().input(InputPolicy::None)).unwrap();
+    let stream = server
+        .add_stream(
+            "s",
+            10,
+            10,
+            StreamConfig::default().input(InputPolicy::None),
+        )
+        .unwrap();
     let mut c = Client::open(addr, "/s", &["image/jpeg"]).await;
     assert_eq!(c.config.as_ref().unwrap()["controller"], false);
-    c.send_json(json!({"type":"event","event":{"event_type":"key_down","key":"a"}})).await;
+    c.send_json(json!({"type":"event","event":{"event_type":"key_down","key":"a"}}))
+        .await;
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert!(stream.poll_events().is_empty());
     assert_eq!(stream.metrics()[0].events_dropped, 1);
@@ -106,11 +134,20 @@ async fn view_only_stream_delivers_no_events_and_says_so() {
 async fn first_policy_hands_control_to_the_next_viewer() {
     let server = Server::bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr().unwrap();
-    let stream = server.add_stream("s", 10, 10, StreamConfig::default().input(InputPolicy::First)).unwrap();
+    let stream = server
+        .add_stream(
+            "s",
+            10,
+            10,
+            StreamConfig::default().input(InputPolicy::First),
+        )
+        .unwrap();
     let first = Client::open(addr, "/s", &["image/jpeg"]).await;
     let mut second = Client::open(addr, "/s", &["image/jpeg"]).await;
     // The second viewer is told it does not control (in config or a control message).
-    let mut controls = second.config.as_ref().unwrap()["controller"].as_bool().unwrap();
+    let mut controls = second.config.as_ref().unwrap()["controller"]
+        .as_bool()
+        .unwrap();
     if let Some(Received::Text(v)) = second.recv_within(Duration::from_millis(200)).await {
         if v["type"] == "control" {
             controls = v["controller"].as_bool().unwrap();
@@ -128,6 +165,8 @@ async fn first_policy_hands_control_to_the_next_viewer() {
             _ => {}
         }
     }
-    second.send_json(json!({"type":"event","event":{"event_type":"key_down","key":"z"}})).await;
+    second
+        .send_json(json!({"type":"event","event":{"event_type":"key_down","key":"z"}}))
+        .await;
     assert_eq!(wait_events(&stream, 1).await.len(), 1);
 }

@@ -4,5 +4,7 @@ mod common;
 mod events;
 mod flow;
 mod handshake;
+#[path = "../support/picture.rs"]
+mod picture;
 mod rest;
 mod server;

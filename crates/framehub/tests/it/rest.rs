@@ -12,12 +12,21 @@ async fn health_streams_and_metrics() {
     let server = Server::bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr().unwrap();
     assert_eq!(http_get(addr, "/health").await, (200, "ok".to_string()));
-    assert_eq!(http_get(addr, "/metrics").await.0, 404, "no default stream yet");
+    assert_eq!(
+        http_get(addr, "/metrics").await.0,
+        404,
+        "no default stream yet"
+    );
 
-    let cam = server.add_stream("cam", 64, 32, StreamConfig::default()).unwrap();
-    server.add_stream("default", 8, 8, StreamConfig::default().fps(30.0)).unwrap();
+    let cam = server
+        .add_stream("cam", 64, 32, StreamConfig::default())
+        .unwrap();
+    server
+        .add_stream("default", 8, 8, StreamConfig::default().fps(30.0))
+        .unwrap();
     let mut c = Client::open(addr, "/cam", &["image/jpeg"]).await;
-    cam.publish(Frame::rgba(64, 32, pattern(64, 32, 0))).unwrap();
+    cam.publish(Frame::rgba(64, 32, pattern(64, 32, 0)))
+        .unwrap();
     let (h, _) = c.recv_frame().await;
     c.ack(h.seq()).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -25,10 +34,23 @@ async fn health_streams_and_metrics() {
     let (status, body) = http_get(addr, "/streams").await;
     assert_eq!(status, 200);
     let list: Value = serde_json::from_str(&body).unwrap();
-    let cam_entry = list.as_array().unwrap().iter().find(|s| s["name"] == "cam").unwrap();
-    assert_eq!((cam_entry["width"].as_u64(), cam_entry["height"].as_u64()), (Some(64), Some(32)));
+    let cam_entry = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "cam")
+        .unwrap();
+    assert_eq!(
+        (cam_entry["width"].as_u64(), cam_entry["height"].as_u64()),
+        (Some(64), Some(32))
+    );
     assert_eq!(cam_entry["clients"], 1);
-    let def = list.as_array().unwrap().iter().find(|s| s["name"] == "default").unwrap();
+    let def = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "default")
+        .unwrap();
     assert_eq!(def["fps"], 30.0);
 
     let (status, body) = http_get(addr, "/streams/cam/metrics").await;
@@ -36,14 +58,30 @@ async fn health_streams_and_metrics() {
     let m: Value = serde_json::from_str(&body).unwrap();
     let m = &m[0];
     for field in [
-        "client_id", "elapsed_s", "frames_sent", "frames_dropped", "frames_acked", "keyframes_sent",
-        "bytes_sent", "fps_sent", "fps_acked", "bitrate_bps", "encode_ms", "rtt_ms", "decode_queue_size",
-        "inflight", "target_bitrate", "target_fps",
+        "client_id",
+        "elapsed_s",
+        "frames_sent",
+        "frames_dropped",
+        "frames_acked",
+        "keyframes_sent",
+        "bytes_sent",
+        "fps_sent",
+        "fps_acked",
+        "bitrate_bps",
+        "encode_ms",
+        "rtt_ms",
+        "decode_queue_size",
+        "inflight",
+        "target_bitrate",
+        "target_fps",
     ] {
         assert!(m.get(field).is_some(), "metrics lack {field}: {m}");
     }
     assert_eq!(m["client_id"].as_u64(), Some(c.session_id()));
-    assert_eq!((m["frames_sent"].as_u64(), m["frames_acked"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (m["frames_sent"].as_u64(), m["frames_acked"].as_u64()),
+        (Some(1), Some(1))
+    );
     assert!(m["bytes_sent"].as_u64().unwrap() > 100);
 
     let (status, body) = http_get(addr, "/streams/nope/metrics").await;
@@ -55,9 +93,12 @@ async fn health_streams_and_metrics() {
 async fn recorded_events_and_reset() {
     let server = Server::bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr().unwrap();
-    server.add_stream("default", 8, 8, StreamConfig::default().record_events(true)).unwrap();
+    server
+        .add_stream("default", 8, 8, StreamConfig::default().record_events(true))
+        .unwrap();
     let mut c = Client::open(addr, "/", &["image/jpeg"]).await;
-    c.send_json(json!({"type":"event","event":{"event_type":"key_down","key":"q"}})).await;
+    c.send_json(json!({"type":"event","event":{"event_type":"key_down","key":"q"}}))
+        .await;
     tokio::time::sleep(Duration::from_millis(150)).await;
     let (status, body) = http_get(addr, "/recorded-events").await;
     assert_eq!(status, 200);
@@ -66,7 +107,14 @@ async fn recorded_events_and_reset() {
     assert_eq!(v[0]["event"]["key"], "q");
     assert_eq!(v[0]["client_id"].as_u64(), Some(c.session_id()));
     let (_, body) = http_get(addr, "/streams/default/recorded-events").await;
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap().as_array().unwrap().len(), 1);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     http_get(addr, "/recorded-events/reset").await;
     assert_eq!(http_get(addr, "/recorded-events").await.1, "[]");
 }
@@ -75,10 +123,15 @@ async fn recorded_events_and_reset() {
 async fn pages_and_assets_are_served() {
     let server = Server::bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr().unwrap();
-    server.add_stream("cam", 8, 8, StreamConfig::default()).unwrap();
+    server
+        .add_stream("cam", 8, 8, StreamConfig::default())
+        .unwrap();
     let (status, body) = http_get(addr, "/").await;
     assert_eq!(status, 200);
-    assert!(body.contains("<html") || body.contains("<!doctype") || body.contains("<!DOCTYPE"), "{body}");
+    assert!(
+        body.contains("<html") || body.contains("<!doctype") || body.contains("<!DOCTYPE"),
+        "{body}"
+    );
     let (status, body) = http_get(addr, "/cam").await;
     assert_eq!(status, 200);
     assert!(body.contains("framehub"));

@@ -1,0 +1,178 @@
+//! Headless Chromium driven over WebDriver (`chromedriver` + fantoccini).
+//!
+//! Each test gets its own chromedriver and a fresh profile directory; both
+//! are killed on drop, so no browser outlives a failed test. At most two browsers run at once: the machines have 2 cores.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder};
+use serde_json::{json, Value};
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+static SLOTS: Semaphore = Semaphore::const_new(2);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+struct Driver {
+    child: Child,
+    profile: std::path::PathBuf,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // Kill chromedriver, then the browser processes it started: they are the
+        // only processes whose command line names this session's profile directory.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-f", &self.profile.display().to_string()])
+            .status();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// A browser session; closed (and its processes killed) on drop.
+pub struct Browser {
+    pub client: Client,
+    _driver: Driver,
+    _slot: SemaphorePermit<'static>,
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium with a `width` × `height` window.
+    pub async fn start(width: u32, height: u32) -> Browser {
+        let slot = SLOTS.acquire().await.expect("semaphore open");
+        let port = free_port();
+        let mut cmd =
+            Command::new(std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into()));
+        cmd.arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd
+            .spawn()
+            .expect("chromedriver is installed (scripts/setup installs chromium-driver)");
+        let profile =
+            std::env::temp_dir().join(format!("framehub-chrome-{port}-{}", std::process::id()));
+        let driver = Driver {
+            child,
+            profile: profile.clone(),
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let caps = json!({
+            "goog:chromeOptions": {
+                "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required",
+                    format!("--window-size={width},{height}"),
+                    format!("--user-data-dir={}", profile.display()),
+                ]
+            }
+        });
+        let caps = match caps {
+            Value::Object(m) => m,
+            _ => unreachable!("a JSON object literal"),
+        };
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            let mut builder = ClientBuilder::new(connector);
+            builder.capabilities(caps.clone());
+            let attempt = builder.connect(&url);
+            match tokio::time::timeout(Duration::from_secs(20), attempt).await {
+                Ok(Ok(c)) => break c,
+                Ok(Err(e)) if Instant::now() < deadline => {
+                    eprintln!("webdriver not ready yet: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Ok(Err(e)) => panic!("could not start a Chromium session: {e}"),
+                Err(_) => panic!("starting a Chromium session took over 20 s"),
+            }
+        };
+        let _ = client.set_window_size(width, height).await;
+        Browser {
+            client,
+            _driver: driver,
+            _slot: slot,
+        }
+    }
+
+    /// Runs `body` as a function body in the page and returns its value.
+    pub async fn js(&self, body: &str) -> Value {
+        self.client
+            .execute(body, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("script failed: {e}\n{body}"))
+    }
+
+    /// Waits until the expression is truthy (panics with `what` after `within`).
+    pub async fn wait_for(&self, expr: &str, within: Duration, what: &str) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let v = self
+                .client
+                .execute(&format!("return ({expr});"), vec![])
+                .await
+                .unwrap_or(Value::Null);
+            let truthy =
+                !matches!(v, Value::Null | Value::Bool(false)) && v != json!(0) && v != json!("");
+            if truthy {
+                return v;
+            }
+            if Instant::now() > deadline {
+                let stats = self
+                    .js("return JSON.stringify(window.framehubStats || null)")
+                    .await;
+                panic!("timed out waiting for {what} ({expr}); stats: {stats}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The RGBA of the canvas pixel showing framebuffer pixel (`x`, `y`) in the viewer page.
+    pub async fn frame_pixel(&self, x: f64, y: f64) -> [u8; 4] {
+        let v = self
+            .js(&format!(
+                "const v = window.framehubView, m = v.mapping();
+                 const px = Math.floor(m.offsetX + ({x} + 0.5) * m.scale), py = Math.floor(m.offsetY + ({y} + 0.5) * m.scale);
+                 return Array.from(v.canvas.getContext('2d').getImageData(px, py, 1, 1).data);"
+            ))
+            .await;
+        let a: Vec<u8> = serde_json::from_value(v).expect("four bytes");
+        [a[0], a[1], a[2], a[3]]
+    }
+
+    /// Page (CSS) coordinates of framebuffer pixel (`x`, `y`) in the viewer page.
+    pub async fn page_pos(&self, x: f64, y: f64) -> (f64, f64) {
+        let v = self
+            .js(&format!(
+                "const v = window.framehubView, m = v.mapping(), r = v.canvas.getBoundingClientRect();
+                 const k = r.width / m.canvasWidth;
+                 return [r.left + (m.offsetX + {x} * m.scale) * k, r.top + (m.offsetY + {y} * m.scale) * k];"
+            ))
+            .await;
+        let a: Vec<f64> = serde_json::from_value(v).expect("two numbers");
+        (a[0], a[1])
+    }
+
+    /// Saves a screenshot (for a person to look at when a test fails).
+    pub async fn screenshot(&self, name: &str) {
+        if let Ok(png) = self.client.screenshot().await {
+            let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+            let _ = std::fs::write(dir.join(format!("{name}.png")), png);
+        }
+    }
+}
+
+/// Whether two colours are within `tol` on each of R, G, B.
+pub fn close(a: [u8; 4], b: [u8; 3], tol: u8) -> bool {
+    (0..3).all(|i| a[i].abs_diff(b[i]) <= tol)
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests in a real headless Chromium: the hub serves its pages,
+//! the browser client draws and sends input, the tests read pixels back and
+//! check what reaches `poll_events()`.
+
+mod harness;
+mod index;
+#[path = "../support/picture.rs"]
+mod picture;
+mod viewer;
