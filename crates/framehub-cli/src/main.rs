@@ -2,7 +2,9 @@
 //! program's frames into a stream) and `bench` (the benchmark suite).
 
 mod demo;
+mod pipe;
 mod run_demo;
+mod y4m;
 
 use clap::{Parser, Subcommand};
 
@@ -18,9 +20,11 @@ struct Cli {
 enum Command {
     /// Serve the demo streams (Mandelbrot explorer, 60 fps plasma, live chart) on one port.
     Demo(run_demo::DemoArgs),
+    /// Publish frames read from standard input (YUV4MPEG2 or raw RGBA/RGB) into a stream.
+    Pipe(pipe::PipeArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -29,10 +33,22 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The whole chain of causes on one line, without a backtrace.
+            eprintln!("framehub: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     match cli.command {
         Command::Demo(args) => rt.block_on(run_demo::run(args)),
+        Command::Pipe(args) => rt.block_on(pipe::run(args)),
     }
 }

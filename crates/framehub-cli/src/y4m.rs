@@ -328,11 +328,6 @@ impl<R: Read> Y4mReader<R> {
         self.full_range
     }
 
-    /// Number of frames decoded so far.
-    pub fn frames_read(&self) -> u64 {
-        self.frame
-    }
-
     /// Chroma plane size (width, height) in samples; (0, 0) for mono.
     fn chroma_size(&self) -> (usize, usize) {
         match self.colourspace.shift() {
@@ -552,7 +547,7 @@ mod tests {
         assert_close(&out, &px);
         assert!(!r.next_frame_rgba(&mut out).unwrap());
         assert!(!r.next_frame_rgba(&mut out).unwrap(), "stays at end");
-        assert_eq!(r.frames_read(), 1);
+        assert_eq!(r.frame, 1);
     }
 
     #[test]
