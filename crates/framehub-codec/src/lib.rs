@@ -1,17 +1,28 @@
 //! Frame encoders for framehub: frames in, bytes out.
 //!
 //! * [`JpegEncoder`]: libjpeg-turbo (crate `turbojpeg`), 4:2:0, quality 1–100;
-//! * [`PngEncoder`]: the `png` crate with fast compression (lossless).
+//! * [`PngEncoder`]: the `png` crate with fast compression (lossless);
+//! * [`H264Encoder`] (feature `h264`, on by default): OpenH264, Constrained
+//!   Baseline, Annex-B access units, BT.709 limited-range colour;
+//! * [`annexb`]: a panic-free Annex-B / SPS reader and the H.264 level table.
 //!
 //! Every encoder implements [`Encoder`] and takes a [`RawImage`]: 8-bit RGBA
 //! or RGB pixels, row-major, `stride` bytes from one row to the next.
 
 #![deny(missing_docs)]
 
+pub mod annexb;
+#[cfg(feature = "h264")]
+mod h264;
 mod jpeg;
 mod png_enc;
 mod raw;
 
+#[cfg(feature = "h264")]
+pub use h264::{
+    rgb_to_i420_bt709, AccessUnit, H264Config, H264Encoder, I420Planes, DEFAULT_H264_BITRATE_BPS,
+    DEFAULT_H264_FPS, DEFAULT_H264_KEYFRAME_INTERVAL_S,
+};
 pub use jpeg::{decode_jpeg_rgba, JpegEncoder, DEFAULT_JPEG_QUALITY};
 pub use png_enc::{decode_png_rgba, PngEncoder};
 pub use raw::{PixelLayout, RawImage, MAX_DIMENSION};
