@@ -1,6 +1,25 @@
 //! The `framehub` command: `demo` (the interactive demo hub), `pipe` (any
 //! program's frames into a stream) and `bench` (the benchmark suite).
 
+/// Prints a line on standard output, ignoring a closed pipe (a reader that
+/// went away must not stop the hub; `println!` would panic).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, $($arg)*);
+        let _ = out.flush();
+    }};
+}
+
+/// [`say!`] for standard error.
+macro_rules! esay {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod demo;
 mod pipe;
 mod run_demo;
@@ -37,7 +56,7 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // The whole chain of causes on one line, without a backtrace.
-            eprintln!("framehub: error: {e:#}");
+            esay!("framehub: error: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -75,7 +75,7 @@ fn parse_size(s: &str) -> anyhow::Result<(u32, u32)> {
 
 /// A source of RGBA/RGB frames.
 enum Source<R: Read> {
-    Y4m(Y4mReader<R>),
+    Y4m(Box<Y4mReader<R>>),
     Raw {
         reader: R,
         width: u32,
@@ -147,9 +147,9 @@ pub async fn run(args: PipeArgs) -> anyhow::Result<()> {
     let source = tokio::task::spawn_blocking(move || -> anyhow::Result<Source<std::io::Stdin>> {
         let stdin = std::io::stdin();
         Ok(match format {
-            InputFormat::Y4m => {
-                Source::Y4m(Y4mReader::new(stdin).context("reading the YUV4MPEG2 header")?)
-            }
+            InputFormat::Y4m => Source::Y4m(Box::new(
+                Y4mReader::new(stdin).context("reading the YUV4MPEG2 header")?,
+            )),
             InputFormat::Rgba | InputFormat::Rgb => {
                 let (width, height) = size.context("raw input needs --size WxH")?;
                 let bpp = if format == InputFormat::Rgba { 4 } else { 3 };
@@ -176,14 +176,15 @@ pub async fn run(args: PipeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
     let addr = server.local_addr().context("listener has an address")?;
     let stream = server.add_stream(&args.name, w, h, StreamConfig::default())?;
-    println!("framehub listening on http://{addr}/");
-    println!(
+    say!("framehub listening on http://{addr}/");
+    say!(
         "  stream '{}' ({w}x{h} at {fps:.2} fps): http://{addr}/{}",
-        args.name, args.name
+        args.name,
+        args.name
     );
     if let Source::Y4m(y) = &source {
         let range = if y.full_range() { "full" } else { "limited" };
-        eprintln!(
+        esay!(
             "input: YUV4MPEG2 {:?}, BT.601 {range} range",
             y.colourspace()
         );
@@ -194,9 +195,9 @@ pub async fn run(args: PipeArgs) -> anyhow::Result<()> {
         done = reader => {
             match done.context("reader thread")? {
                 Ok(n) => {
-                    eprintln!("end of input after {n} frames");
+                    esay!("end of input after {n} frames");
                     if !args.exit_at_end {
-                        eprintln!("the last frame stays on screen; Ctrl-C to quit");
+                        esay!("the last frame stays on screen; Ctrl-C to quit");
                         tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
                     }
                     server.close().await;
@@ -247,7 +248,7 @@ mod tests {
 
     #[test]
     fn raw_source_reports_truncation() {
-        let data = vec![7u8; 2 * 2 * 3 + 5];
+        let data = [7u8; 2 * 2 * 3 + 5];
         let mut src = Source::Raw {
             reader: &data[..],
             width: 2,

@@ -31,7 +31,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut threads = Vec::new();
     for scene in demo::all_scenes() {
         let (w, h) = scene.size();
-        let cfg = StreamConfig::default().stats_interval(Duration::from_secs(1));
+        let cfg = StreamConfig::default()
+            .stats_interval(Duration::from_secs(1))
+            .h264(scene.continuous());
         let stream = server.add_stream(scene.name(), w, h, cfg)?;
         let stop = Arc::clone(&stop);
         threads.push(
@@ -42,14 +44,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 })?,
         );
     }
-    println!("framehub listening on http://{addr}/");
+    say!("framehub listening on http://{addr}/");
     for name in server.stream_names() {
-        println!("  stream '{name}': http://{addr}/{name}");
+        say!("  stream '{name}': http://{addr}/{name}");
     }
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;
-    eprintln!("shutting down");
+    esay!("shutting down");
     stop.store(true, Ordering::Relaxed);
     server.close().await;
     for t in threads {

@@ -1,5 +1,7 @@
 //! `framehub pipe` run as a user would: a y4m made here on its standard input.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap: a failure is the test failing
+
 #[allow(dead_code)] // the shared harness has helpers this file does not use
 #[path = "../../framehub/tests/browser/harness.rs"]
 mod harness;

@@ -95,6 +95,23 @@ impl<'a> RawImage<'a> {
     pub fn layout(&self) -> PixelLayout {
         self.layout
     }
+    /// The top-left `width` × `height` part of this image (same stride, no copy).
+    ///
+    /// Errors: [`CodecError::InvalidImage`] when the crop is empty or larger than the image.
+    pub fn crop(&self, width: u32, height: u32) -> Result<RawImage<'a>, CodecError> {
+        if width == 0 || height == 0 || width > self.width || height > self.height {
+            return Err(CodecError::InvalidImage(format!(
+                "crop {width}x{height} of a {}x{} image",
+                self.width, self.height
+            )));
+        }
+        Ok(RawImage {
+            width,
+            height,
+            ..*self
+        })
+    }
+
     /// Row `y` (exactly `width * bpp` bytes). `y` must be below `height`.
     pub fn row(&self, y: u32) -> &'a [u8] {
         let start = y as usize * self.stride;

@@ -671,7 +671,10 @@ impl Session {
             .as_ref()
             .is_none_or(|l| frame.order_key() > l.order_key());
         if newer {
-            let unsent = self.latest.as_ref().is_some_and(|old| self.last_sent.is_none_or(|s| old.order_key() > s));
+            let unsent = self
+                .latest
+                .as_ref()
+                .is_some_and(|old| self.last_sent.is_none_or(|s| old.order_key() > s));
             if unsent && self.is_open() {
                 // Replaced before it could be sent.
                 self.frames_dropped += 1;

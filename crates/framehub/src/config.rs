@@ -79,8 +79,19 @@ pub struct StreamConfig {
     pub preferred_image: ImageFormat,
     /// Cap on encodes per second (None: as fast as frames are published and taken).
     pub fps: Option<f64>,
+    /// When nothing new was published for this long, viewers whose last frame
+    /// was lossy get the resting frame as a lossless PNG (`"still": true`),
+    /// encoded once for all of them. None: never. Default 0.3 s.
+    pub still_after: Option<Duration>,
     /// Credit: frames in flight per viewer (default 2).
     pub max_inflight: u32,
+    /// Offer H.264 (WebCodecs) to clients that list it (default off; needs the
+    /// `h264` feature, on by default). Other clients get images from the same stream.
+    pub h264: bool,
+    /// H.264 target bit rate, bit/s (default 4 Mbit/s).
+    pub bitrate: u32,
+    /// H.264 keyframe interval, in time (default 2 s).
+    pub keyframe_interval: Duration,
     /// Send `stats` messages this often (None: never).
     pub stats_interval: Option<Duration>,
     /// Capacity of the event queue; when full the oldest event is dropped and counted.
@@ -101,7 +112,11 @@ impl Default for StreamConfig {
             quality: framehub_codec::DEFAULT_JPEG_QUALITY,
             preferred_image: ImageFormat::Jpeg,
             fps: None,
+            still_after: Some(Duration::from_millis(300)),
             max_inflight: framehub_proto::session::DEFAULT_MAX_INFLIGHT,
+            h264: false,
+            bitrate: 4_000_000,
+            keyframe_interval: Duration::from_secs(2),
             stats_interval: None,
             event_queue: 1024,
             record_events: false,
@@ -118,7 +133,11 @@ impl fmt::Debug for StreamConfig {
             .field("quality", &self.quality)
             .field("preferred_image", &self.preferred_image)
             .field("fps", &self.fps)
+            .field("still_after", &self.still_after)
             .field("max_inflight", &self.max_inflight)
+            .field("h264", &self.h264)
+            .field("bitrate", &self.bitrate)
+            .field("keyframe_interval", &self.keyframe_interval)
             .field("stats_interval", &self.stats_interval)
             .field("event_queue", &self.event_queue)
             .field("record_events", &self.record_events)
@@ -137,6 +156,21 @@ impl StreamConfig {
     /// Caps encodes per second.
     pub fn fps(mut self, fps: f64) -> Self {
         self.fps = (fps.is_finite() && fps > 0.0).then_some(fps);
+        self
+    }
+    /// Sends a lossless still after `d` without a new frame (None: never).
+    pub fn still_after(mut self, d: Option<Duration>) -> Self {
+        self.still_after = d;
+        self
+    }
+    /// Offers H.264 to clients that can decode it.
+    pub fn h264(mut self, on: bool) -> Self {
+        self.h264 = on;
+        self
+    }
+    /// Sets the H.264 target bit rate, bit/s.
+    pub fn bitrate(mut self, bps: u32) -> Self {
+        self.bitrate = bps;
         self
     }
     /// Sets the credit per viewer.

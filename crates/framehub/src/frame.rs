@@ -91,6 +91,8 @@ pub(crate) struct RawFrame {
     pub id: u64,
     /// Publish time, µs since the stream was created.
     pub timestamp_us: u64,
+    /// Publish time.
+    pub published_at: std::time::Instant,
     pub width: u32,
     pub height: u32,
     pub layout: PixelLayout,

@@ -27,12 +27,15 @@
 #![deny(missing_docs)]
 
 mod config;
+mod encode;
 mod error;
 mod events;
 mod frame;
 mod http;
 mod server;
 mod stream;
+#[cfg(feature = "h264")]
+mod video;
 mod viewer;
 
 pub use config::{

@@ -16,8 +16,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use framehub_codec::{Encoder, JpegEncoder, PngEncoder};
-use framehub_proto::{FrameInfo, FrameKind, ImageFormat, Offer, OutputFormat, SessionMetrics};
+use framehub_proto::{FrameInfo, ImageFormat, Offer, OutputFormat, SessionMetrics};
 use tokio::sync::watch;
 
 use crate::config::{InputPolicy, StreamConfig};
@@ -28,21 +27,29 @@ use crate::Error;
 
 /// An encoded frame shared by every viewer of its format (the bytes are reference-counted).
 #[derive(Debug)]
-pub(crate) struct Encoded {
+pub struct Encoded {
     pub info: FrameInfo,
     pub data: Bytes,
 }
 
-type EncodedSlot = watch::Sender<Option<Arc<Encoded>>>;
+pub(crate) type EncodedSlot = watch::Sender<Option<Arc<Encoded>>>;
 
 /// State behind the stream's mutex.
-struct Shared {
-    latest: Option<Arc<RawFrame>>,
+pub(crate) struct Shared {
+    pub latest: Option<Arc<RawFrame>>,
     /// Viewers per format that could take a frame now.
-    demand: HashMap<OutputFormat, usize>,
+    pub demand: HashMap<OutputFormat, usize>,
     /// Id of the last frame encoded per format.
-    encoded: HashMap<OutputFormat, u64>,
-    shutdown: bool,
+    pub encoded: HashMap<OutputFormat, u64>,
+    /// Id of the last frame made into a lossless still.
+    pub still: u64,
+    /// When the last frame was encoded (for the `fps` cap).
+    pub last_encode: Option<Instant>,
+    /// A video viewer asked for a keyframe (coalesced until it is made).
+    pub keyframe_requested: bool,
+    /// When the last keyframe was forced (for the rate limit).
+    pub last_forced_keyframe: Option<Instant>,
+    pub shutdown: bool,
 }
 
 /// What a viewer registry entry holds.
@@ -56,16 +63,23 @@ pub(crate) struct StreamShared {
     pub name: String,
     pub cfg: StreamConfig,
     pub created: Instant,
-    shared: Mutex<Shared>,
-    wake: Condvar,
-    slots: HashMap<OutputFormat, EncodedSlot>,
+    pub(crate) shared: Mutex<Shared>,
+    pub(crate) wake: Condvar,
+    pub(crate) slots: HashMap<OutputFormat, EncodedSlot>,
     pub events: EventQueue,
     pub viewers: Mutex<BTreeMap<u64, ViewerEntry>>,
     next_frame_id: AtomicU64,
     width: AtomicU32,
     height: AtomicU32,
     /// Encodes done per format, for metrics and the encode-once tests.
-    encodes: HashMap<OutputFormat, AtomicU64>,
+    pub(crate) encodes: HashMap<OutputFormat, AtomicU64>,
+    /// Lossless stills made.
+    pub(crate) stills: AtomicU64,
+    /// The H.264 access units, in order, to every video viewer (bounded: a
+    /// viewer that lags behind loses units and waits for a keyframe).
+    pub(crate) video: tokio::sync::broadcast::Sender<Arc<Encoded>>,
+    /// The codec string of the current H.264 stream (`avc1.PPCCLL`).
+    pub(crate) codec: Mutex<String>,
     published: AtomicU64,
     /// Publish times of the last second, for `/streams`' fps.
     publish_times: Mutex<std::collections::VecDeque<Instant>>,
@@ -76,11 +90,39 @@ pub(crate) struct StreamShared {
 /// Image formats every stream can encode.
 pub(crate) const IMAGE_FORMATS: [ImageFormat; 2] = [ImageFormat::Jpeg, ImageFormat::Png];
 
+/// Access units buffered for video viewers; one that falls further behind
+/// loses units and recovers at a keyframe.
+const VIDEO_CHANNEL: usize = 16;
+
+/// The codec string (`avc1.PPCCLL`) the stream's encoder will write for this
+/// size: learnt by encoding one black frame with the stream's settings, so
+/// `config` names the real profile and level before the first keyframe.
+/// Empty when no H.264 encoder can be made (the `h264` feature is off).
+#[cfg(feature = "h264")]
+fn probe_codec(width: u32, height: u32, cfg: &StreamConfig) -> String {
+    crate::video::probe_codec(width & !1, height & !1, cfg).unwrap_or_default()
+}
+
+#[cfg(not(feature = "h264"))]
+fn probe_codec(_width: u32, _height: u32, _cfg: &StreamConfig) -> String {
+    String::new()
+}
+
 impl StreamShared {
     pub fn new(name: String, width: u32, height: u32, cfg: StreamConfig) -> Arc<Self> {
         let formats: Vec<OutputFormat> = IMAGE_FORMATS
             .iter()
             .map(|f| OutputFormat::Image(*f))
+            .collect();
+        let codec = if cfg.h264 {
+            probe_codec(width, height, &cfg)
+        } else {
+            String::new()
+        };
+        let counted: Vec<OutputFormat> = formats
+            .iter()
+            .copied()
+            .chain([OutputFormat::H264])
             .collect();
         let events = EventQueue::new(cfg.event_queue, cfg.record_events);
         Arc::new(StreamShared {
@@ -91,6 +133,10 @@ impl StreamShared {
                 latest: None,
                 demand: HashMap::new(),
                 encoded: HashMap::new(),
+                still: 0,
+                last_encode: None,
+                keyframe_requested: false,
+                last_forced_keyframe: None,
                 shutdown: false,
             }),
             wake: Condvar::new(),
@@ -103,7 +149,10 @@ impl StreamShared {
             next_frame_id: AtomicU64::new(1),
             width: AtomicU32::new(width),
             height: AtomicU32::new(height),
-            encodes: formats.iter().map(|f| (*f, AtomicU64::new(0))).collect(),
+            encodes: counted.iter().map(|f| (*f, AtomicU64::new(0))).collect(),
+            stills: AtomicU64::new(0),
+            video: tokio::sync::broadcast::channel(VIDEO_CHANNEL).0,
+            codec: Mutex::new(codec),
             published: AtomicU64::new(0),
             publish_times: Mutex::new(Default::default()),
             closed: watch::channel(false).0,
@@ -124,12 +173,60 @@ impl StreamShared {
     /// What this stream offers in negotiation.
     pub fn offer(&self) -> Offer {
         Offer {
-            h264_codec: None,
+            h264_codec: self.has_video().then(|| lock(&self.codec).clone()),
             preferred_image: self.cfg.preferred_image,
             image_formats: IMAGE_FORMATS.to_vec(),
-            bitrate: 0,
+            bitrate: if self.has_video() {
+                u64::from(self.cfg.bitrate)
+            } else {
+                0
+            },
             fps: self.cfg.fps.unwrap_or(0.0),
         }
+    }
+
+    /// Whether this stream offers H.264.
+    pub fn has_video(&self) -> bool {
+        cfg!(feature = "h264") && self.cfg.h264 && !lock(&self.codec).is_empty()
+    }
+
+    /// Image formats this stream encodes.
+    pub fn image_formats(&self) -> impl Iterator<Item = ImageFormat> {
+        IMAGE_FORMATS.into_iter()
+    }
+
+    /// Lossy image formats (their viewers get lossless stills).
+    pub fn lossy_formats(&self) -> impl Iterator<Item = ImageFormat> {
+        [ImageFormat::Jpeg].into_iter()
+    }
+
+    /// Viewers subscribed to a lossy image format.
+    pub fn lossy_viewers(&self) -> usize {
+        self.lossy_formats()
+            .filter_map(|f| self.slots.get(&OutputFormat::Image(f)))
+            .map(|s| s.receiver_count())
+            .sum()
+    }
+
+    /// Viewers subscribed to the H.264 chain.
+    pub fn video_viewers(&self) -> usize {
+        self.video.receiver_count()
+    }
+
+    /// A video viewer needs a keyframe; requests are coalesced and rate-limited
+    /// by the encode thread (see `encode::KEYFRAME_MIN_INTERVAL`).
+    pub fn request_keyframe(&self) {
+        let mut s = lock(&self.shared);
+        if !s.keyframe_requested {
+            s.keyframe_requested = true;
+            drop(s);
+            self.wake.notify_one();
+        }
+    }
+
+    /// Subscribes a video viewer to the stream's access units.
+    pub fn subscribe_video(&self) -> tokio::sync::broadcast::Receiver<Arc<Encoded>> {
+        self.video.subscribe()
     }
 
     pub fn publish(&self, frame: Frame<'_>) -> Result<(), Error> {
@@ -138,6 +235,7 @@ impl StreamShared {
         let raw = Arc::new(RawFrame {
             id: self.next_frame_id.fetch_add(1, Ordering::Relaxed),
             timestamp_us: self.micros_since_created(now),
+            published_at: now,
             width,
             height,
             layout,
@@ -220,7 +318,10 @@ impl StreamShared {
         match self.cfg.input {
             InputPolicy::All => true,
             InputPolicy::None => false,
-            InputPolicy::First => lock(&self.viewers).keys().next().is_none_or(|first| *first > session_id),
+            InputPolicy::First => lock(&self.viewers)
+                .keys()
+                .next()
+                .is_none_or(|first| *first > session_id),
         }
     }
 
@@ -239,101 +340,12 @@ impl StreamShared {
         }
     }
 
-    /// The encode thread's loop: wait for a frame newer than what was encoded
-    /// for a format with demand, encode it, publish it to that format's viewers.
-    fn encode_loop(self: Arc<Self>) {
-        let mut jpeg: Option<JpegEncoder> = None;
-        let mut png = PngEncoder::new();
-        let min_interval = self.cfg.fps.map(|f| Duration::from_secs_f64(1.0 / f));
-        let mut last_encode: Option<Instant> = None;
-        loop {
-            let (frame, todo) = {
-                let mut s = lock(&self.shared);
-                loop {
-                    if s.shutdown {
-                        return;
-                    }
-                    if let Some(f) = s.latest.clone() {
-                        let todo: Vec<OutputFormat> = self
-                            .slots
-                            .keys()
-                            .filter(|fmt| s.demand.get(fmt).copied().unwrap_or(0) > 0)
-                            .filter(|fmt| s.encoded.get(fmt).copied().unwrap_or(0) < f.id)
-                            .copied()
-                            .collect();
-                        if !todo.is_empty() {
-                            break (f, todo);
-                        }
-                    }
-                    s = self.wake.wait(s).unwrap_or_else(|e| e.into_inner());
-                }
-            };
-            // Frame-rate cap: wait out the interval, then take whatever is latest by then.
-            if let (Some(min), Some(last)) = (min_interval, last_encode) {
-                let since = last.elapsed();
-                if since < min {
-                    std::thread::sleep(min - since);
-                    continue;
-                }
-            }
-            last_encode = Some(Instant::now());
-            for fmt in todo {
-                let started = Instant::now();
-                let result = match fmt {
-                    OutputFormat::Image(ImageFormat::Jpeg) => {
-                        if jpeg.is_none() {
-                            jpeg = JpegEncoder::new(self.cfg.quality).ok();
-                        }
-                        match jpeg.as_mut() {
-                            Some(enc) => frame.image().and_then(|img| enc.encode(&img)),
-                            None => continue,
-                        }
-                    }
-                    OutputFormat::Image(ImageFormat::Png) => {
-                        frame.image().and_then(|img| png.encode(&img))
-                    }
-                    _ => continue,
-                };
-                lock(&self.shared).encoded.insert(fmt, frame.id);
-                let data = match result {
-                    Ok(d) => d,
-                    Err(e) => {
-                        tracing::error!(stream = %self.name, error = %e, "encode failed");
-                        continue;
-                    }
-                };
-                if let Some(c) = self.encodes.get(&fmt) {
-                    c.fetch_add(1, Ordering::Relaxed);
-                }
-                let mime = match fmt {
-                    OutputFormat::Image(f) => f.mime(),
-                    OutputFormat::H264 => "video/h264",
-                };
-                let info = FrameInfo {
-                    frame_id: frame.id,
-                    timestamp_us: frame.timestamp_us,
-                    width: frame.width,
-                    height: frame.height,
-                    kind: FrameKind::Image { mime, still: false },
-                    bytes: data.len(),
-                    encode_ms: started.elapsed().as_secs_f64() * 1000.0,
-                };
-                if let Some(slot) = self.slots.get(&fmt) {
-                    slot.send_replace(Some(Arc::new(Encoded {
-                        info,
-                        data: Bytes::from(data),
-                    })));
-                }
-            }
-        }
-    }
-
     /// Starts the encode thread.
     pub fn start(self: &Arc<Self>) -> Result<(), Error> {
         let me = Arc::clone(self);
         std::thread::Builder::new()
             .name(format!("framehub-enc-{}", self.name))
-            .spawn(move || me.encode_loop())?;
+            .spawn(move || crate::encode::run(me))?;
         Ok(())
     }
 }
@@ -432,6 +444,12 @@ impl Stream {
     /// encoded at most once per format, whatever the number of viewers).
     pub fn encode_count(&self, format: OutputFormat) -> u64 {
         self.shared.encode_count(format)
+    }
+
+    /// Lossless stills made since the stream was created (at most one per
+    /// resting frame, whatever the number of viewers).
+    pub fn still_count(&self) -> u64 {
+        self.shared.stills.load(Ordering::Relaxed)
     }
 
     /// The hub this stream belongs to.

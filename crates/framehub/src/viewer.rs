@@ -7,7 +7,7 @@
 //! The socket is any `Sink<Message> + Stream<Item = Result<Message, _>>`, so
 //! tests can drive it with channels as well as with a real WebSocket.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use framehub_proto::{
     close_code, envelope, Hello, Output, OutputFormat, Principal, Session, SessionConfig,
 };
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use crate::config::{AuthContext, ServerConfig};
 use crate::events::{lock, ViewerEvent};
@@ -121,8 +121,13 @@ pub(crate) async fn run<S, E>(
         format: None,
         on: false,
     };
+    // Image viewers watch their format's latest frame; video viewers receive
+    // every access unit of the stream's H.264 chain, in order.
     let mut frames: Option<watch::Receiver<Option<Arc<Encoded>>>> = None;
+    let mut video: Option<broadcast::Receiver<Arc<Encoded>>> = None;
     let mut current: Option<Arc<Encoded>> = None;
+    // Video units the session may still ask for (it queues at most its credit).
+    let mut recent: VecDeque<Arc<Encoded>> = VecDeque::new();
     let mut registration: Option<Registration> = None;
     let (controller_tx, mut controller_rx) = watch::channel(true);
     let mut closed = stream.closed.subscribe();
@@ -140,7 +145,11 @@ pub(crate) async fn run<S, E>(
                     if let Some(neg) = session.negotiated() {
                         principal = session.principal().cloned();
                         demand.format = Some(neg.format);
-                        frames = stream.subscribe(neg.format);
+                        if neg.format == OutputFormat::H264 {
+                            video = Some(stream.subscribe_video());
+                        } else {
+                            frames = stream.subscribe(neg.format);
+                        }
                         lock(&stream.viewers).insert(
                             session_id,
                             ViewerEntry {
@@ -176,7 +185,12 @@ pub(crate) async fn run<S, E>(
                     }
                 }
                 Output::Frame { frame_id, header } => {
-                    let Some(enc) = current.as_ref().filter(|e| e.info.frame_id == frame_id) else {
+                    let held = if video.is_some() {
+                        recent.iter().find(|e| e.info.frame_id == frame_id)
+                    } else {
+                        current.as_ref().filter(|e| e.info.frame_id == frame_id)
+                    };
+                    let Some(enc) = held else {
                         tracing::error!(
                             frame_id,
                             "session asked for a frame the driver does not hold"
@@ -197,7 +211,7 @@ pub(crate) async fn run<S, E>(
                     received_us: stream.micros_since_created(received),
                     event,
                 }),
-                Output::RequestKeyframe => {}
+                Output::RequestKeyframe => stream.request_keyframe(),
                 Output::Close { code, reason } => {
                     if code == close_code::INTERNAL {
                         tracing::error!(session_id, %reason, "closing viewer on internal error");
@@ -245,6 +259,18 @@ pub(crate) async fn run<S, E>(
                     frames = None;
                 }
             },
+            unit = next_unit(&mut video) => match unit {
+                Ok(enc) => {
+                    if recent.len() >= RECENT_UNITS {
+                        recent.pop_front();
+                    }
+                    recent.push_back(Arc::clone(&enc));
+                    session.handle_frame(Instant::now(), enc.info.clone());
+                }
+                // Units were lost: the session sees the gap in ids and waits for a keyframe.
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => video = None,
+            },
             _ = sleep_until(timeout), if timeout.is_some() => session.handle_timeout(Instant::now()),
             _ = controller_rx.changed() => {
                 let c = *controller_rx.borrow_and_update();
@@ -253,6 +279,19 @@ pub(crate) async fn run<S, E>(
             _ = shutdown.changed() => session.handle_close(close_code::GOING_AWAY, "server shutting down"),
             _ = closed.changed() => session.handle_close(close_code::GOING_AWAY, "stream removed"),
         }
+    }
+}
+
+/// Video units kept for the session to ask for (more than any credit).
+const RECENT_UNITS: usize = 32;
+
+/// The next video unit, or never when this is not a video viewer.
+async fn next_unit(
+    rx: &mut Option<broadcast::Receiver<Arc<Encoded>>>,
+) -> Result<Arc<Encoded>, broadcast::error::RecvError> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -38,6 +38,11 @@ pub trait Scene: Send {
     fn render(&mut self, t: f64, buf: &mut Vec<u8>) -> bool;
     /// How often `render` should be called, in Hz.
     fn tick_hz(&self) -> f64;
+    /// Whether the picture changes every tick, so H.264 suits it better than
+    /// a JPEG per frame (browsers without WebCodecs still get JPEG).
+    fn continuous(&self) -> bool {
+        false
+    }
 }
 
 /// The framebuffer size a `Resize` asks for: the viewer's device-pixel size

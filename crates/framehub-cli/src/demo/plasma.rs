@@ -246,6 +246,10 @@ impl Scene for Plasma {
     fn tick_hz(&self) -> f64 {
         60.0
     }
+
+    fn continuous(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,11 @@
 //! the browser client draws and sends input, the tests read pixels back and
 //! check what reaches `poll_events()`.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap: a failure is the test failing
+
 mod harness;
 mod index;
 #[path = "../support/picture.rs"]
 mod picture;
+mod quality;
 mod viewer;

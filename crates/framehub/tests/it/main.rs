@@ -1,10 +1,14 @@
 //! Integration tests over real sockets on 127.0.0.1:0.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap: a failure is the test failing
+
 mod common;
 mod events;
 mod flow;
 mod handshake;
 #[path = "../support/picture.rs"]
 mod picture;
+mod quality;
 mod rest;
 mod server;
+mod video;

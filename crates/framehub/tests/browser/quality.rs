@@ -1,0 +1,172 @@
+//! Video through WebCodecs, its fallback, and pixel-exact stills, in Chromium.
+
+use std::time::{Duration, Instant};
+
+use framehub::{Frame, Server, StreamConfig};
+
+use crate::harness::{close, Browser};
+use crate::picture::{pattern, QUADRANTS};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Publishes the quadrant picture at 30 fps, alternating two nearly equal
+/// versions so every frame is new, until `stop`.
+fn publish_loop(
+    stream: framehub::Stream,
+    w: u32,
+    h: u32,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    std::thread::spawn(move || {
+        let mut a = pattern(w, h, 0);
+        let b = a.clone();
+        a[0] ^= 1;
+        let mut i = 0u32;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let pic = if i % 2 == 0 { &a } else { &b };
+            if stream.publish(Frame::rgba(w, h, &pic[..])).is_err() {
+                return;
+            }
+            i += 1;
+            std::thread::sleep(Duration::from_millis(33));
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webcodecs_decodes_the_h264_stream_and_shows_the_picture() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let stream = server
+        .add_stream(
+            "vid",
+            320,
+            240,
+            StreamConfig::default().h264(true).still_after(None),
+        )
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    publish_loop(stream.clone(), 320, 240, stop.clone());
+    let b = Browser::start(800, 600).await;
+    b.client.goto(&format!("http://{addr}/vid")).await.unwrap();
+    b.wait_for("window.framehubView && window.framehubView.getStats().transport === 'webcodecs' && window.framehubStats.framesDrawn >= 10", WAIT, "video frames drawn").await;
+    b.screenshot("video").await;
+    let centres = [(80.0, 60.0), (240.0, 60.0), (80.0, 180.0), (240.0, 180.0)];
+    for (i, (x, y)) in centres.iter().enumerate() {
+        let px = b.frame_pixel(*x, *y).await;
+        assert!(
+            close(px, QUADRANTS[i], 24),
+            "video quadrant {i} shows {px:?}, published {:?}",
+            QUADRANTS[i]
+        );
+    }
+    let m = stream.metrics();
+    assert!(
+        m.iter()
+            .any(|v| v.keyframes_sent >= 1 && v.frames_acked >= 10),
+        "{m:?}"
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_without_webcodecs_gets_jpeg_from_the_same_stream() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let stream = server
+        .add_stream("vid", 320, 240, StreamConfig::default().h264(true))
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    publish_loop(stream.clone(), 320, 240, stop.clone());
+    let b = Browser::start(800, 600).await;
+    // `?image=1` makes the client leave WebCodecs out of its hello, as a browser without it does.
+    b.client
+        .goto(&format!("http://{addr}/vid?image=1"))
+        .await
+        .unwrap();
+    b.wait_for(
+        "window.framehubStats && window.framehubStats.framesDrawn >= 3",
+        WAIT,
+        "image frames",
+    )
+    .await;
+    let t = b
+        .js("return window.framehubView.getStats().transport")
+        .await;
+    assert_eq!(t, "image");
+    let px = b.frame_pixel(80.0, 60.0).await;
+    assert!(close(px, QUADRANTS[0], 16), "{px:?}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_still_makes_the_canvas_pixel_exact() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let stream = server
+        .add_stream("exact", 64, 64, StreamConfig::default())
+        .unwrap();
+    let b = Browser::start(640, 480).await;
+    b.client
+        .goto(&format!("http://{addr}/exact"))
+        .await
+        .unwrap();
+    b.wait_for(
+        "window.framehubStats && window.framehubStats.state === 'open'",
+        WAIT,
+        "open",
+    )
+    .await;
+    // Publish a busy picture exactly the size of the canvas, so it is drawn 1:1.
+    let size: Vec<u32> = serde_json::from_value(
+        b.js("const c = window.framehubView.canvas; return [c.width, c.height]")
+            .await,
+    )
+    .unwrap();
+    let (w, h) = (size[0], size[1]);
+    let mut pic = Vec::with_capacity((w * h * 4) as usize);
+    for y in 0..h {
+        for x in 0..w {
+            pic.extend_from_slice(&[
+                ((x * 7 + y * 13) & 255) as u8,
+                ((x * 3 + y * 5 + 77) & 255) as u8,
+                ((x ^ y) & 255) as u8,
+                255,
+            ]);
+        }
+    }
+    let t0 = Instant::now();
+    stream.publish(Frame::rgba(w, h, pic)).unwrap();
+    b.wait_for("window.framehubStats.framesDrawn >= 1", WAIT, "the JPEG")
+        .await;
+    let lossy = mismatches(&b, w, h).await;
+    assert!(
+        lossy > 0,
+        "the first (JPEG) frame is lossy on this busy picture"
+    );
+    b.wait_for("window.framehubStats.framesDrawn >= 2", WAIT, "the still")
+        .await;
+    let exact = mismatches(&b, w, h).await;
+    assert_eq!(
+        exact, 0,
+        "after the still every canvas pixel equals the published one"
+    );
+    let took = t0.elapsed();
+    assert_eq!(stream.still_count(), 1);
+    eprintln!("pixel-exact {took:?} after publishing ({w}x{h})");
+}
+
+/// Canvas pixels that differ from the busy test picture (-1 when not drawn 1:1).
+async fn mismatches(b: &Browser, w: u32, h: u32) -> i64 {
+    let js = format!(
+        "const v = window.framehubView, c = v.canvas, m = v.mapping();
+         if (m.scale !== 1 || m.offsetX !== 0 || m.offsetY !== 0) return -1;
+         const d = c.getContext('2d').getImageData(0, 0, {w}, {h}).data; let bad = 0;
+         for (let y = 0; y < {h}; y++) for (let x = 0; x < {w}; x++) {{
+           const i = (y * {w} + x) * 4;
+           if (d[i] !== ((x*7 + y*13) & 255) || d[i+1] !== ((x*3 + y*5 + 77) & 255) || d[i+2] !== ((x ^ y) & 255)) bad++;
+         }}
+         return bad;"
+    );
+    b.js(&js).await.as_i64().unwrap()
+}

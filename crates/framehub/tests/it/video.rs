@@ -1,0 +1,230 @@
+//! The H.264 path over real sockets: keyframes first, shared encoder, recovery.
+
+use std::time::{Duration, Instant};
+
+use framehub::proto::FrameHeader;
+use framehub::{Frame, ImageFormat, OutputFormat, Server, Stream, StreamConfig};
+
+use crate::common::*;
+
+const VIDEO: &[&str] = &["webcodecs/h264-annexb", "image/jpeg"];
+
+fn chunk(h: &FrameHeader) -> (bool, String) {
+    match h {
+        FrameHeader::VideoChunk {
+            keyframe,
+            codec,
+            bitstream,
+            ..
+        } => {
+            assert_eq!(bitstream, "annexb");
+            (*keyframe, codec.clone())
+        }
+        other => panic!("expected a video chunk, got {other:?}"),
+    }
+}
+
+/// A moving picture: a gradient with a bar at a position that depends on `i`.
+fn moving(w: u32, h: u32, i: u32) -> Vec<u8> {
+    let mut v = Vec::with_capacity((w * h * 4) as usize);
+    for y in 0..h {
+        for x in 0..w {
+            let bar = (x + 4 * i) % w < 8;
+            let c = if bar {
+                [250, 250, 250]
+            } else {
+                [(x * 255 / w) as u8, (y * 255 / h) as u8, 90]
+            };
+            v.extend_from_slice(&[c[0], c[1], c[2], 255]);
+        }
+    }
+    v
+}
+
+fn spawn_publisher(
+    stream: Stream,
+    w: u32,
+    h: u32,
+    fps: u32,
+    dur: Duration,
+) -> std::thread::JoinHandle<u32> {
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut i = 0;
+        while start.elapsed() < dur {
+            stream.publish(Frame::rgba(w, h, moving(w, h, i))).unwrap();
+            i += 1;
+            std::thread::sleep(Duration::from_secs_f64(1.0 / f64::from(fps)));
+        }
+        i
+    })
+}
+
+fn h264_stream(server: &Server, name: &str, w: u32, h: u32) -> Stream {
+    server
+        .add_stream(name, w, h, StreamConfig::default().h264(true))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_viewer_gets_a_keyframe_first_then_deltas() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let stream = h264_stream(&server, "v", 320, 240);
+    let mut c = Client::open(addr, "/v", VIDEO).await;
+    let cfg = c.config.clone().unwrap();
+    assert_eq!(cfg["transport"], "webcodecs");
+    let codec = cfg["codec"].as_str().unwrap().to_string();
+    assert!(codec.starts_with("avc1.42"), "{codec}");
+    let publisher = spawn_publisher(stream.clone(), 320, 240, 30, Duration::from_millis(1200));
+    let mut kinds = Vec::new();
+    for _ in 0..12 {
+        let (h, payload) = c.recv_frame().await;
+        let (key, chunk_codec) = chunk(&h);
+        assert_eq!(chunk_codec, codec, "config and chunks name the same codec");
+        assert_eq!(&payload[..4], &[0, 0, 0, 1], "Annex B start code");
+        c.ack(h.seq()).await;
+        kinds.push(key);
+    }
+    publisher.join().unwrap();
+    assert!(kinds[0], "the first chunk is a keyframe: {kinds:?}");
+    assert!(
+        kinds[1..].iter().filter(|k| !**k).count() >= 9,
+        "then deltas: {kinds:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_viewer_joins_at_a_keyframe_and_the_encoder_is_shared() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let stream = h264_stream(&server, "v", 160, 120);
+    let mut a = Client::open(addr, "/v", VIDEO).await;
+    let publisher = spawn_publisher(stream.clone(), 160, 120, 30, Duration::from_millis(2000));
+    for _ in 0..10 {
+        let (h, _) = a.recv_frame().await;
+        a.ack(h.seq()).await;
+    }
+    let mut b = Client::open(addr, "/v", VIDEO).await;
+    let (h, _) = b.recv_frame().await;
+    assert!(chunk(&h).0, "a joining viewer starts at a keyframe");
+    let encodes_before = stream.encode_count(OutputFormat::H264);
+    let mut got_a = 0u32;
+    let mut got_b = 0u32;
+    let until = Instant::now() + Duration::from_millis(600);
+    while Instant::now() < until {
+        if let Some(Received::Frame(h, _)) = a.recv_within(Duration::from_millis(50)).await {
+            a.ack(h.seq()).await;
+            got_a += 1;
+        }
+        if let Some(Received::Frame(h, _)) = b.recv_within(Duration::from_millis(50)).await {
+            b.ack(h.seq()).await;
+            got_b += 1;
+        }
+    }
+    let encoded = stream.encode_count(OutputFormat::H264) - encodes_before;
+    publisher.join().unwrap();
+    // One shared encoder: units encoded ~ units one viewer receives, not the sum.
+    assert!(
+        encoded <= u64::from(got_a.max(got_b)) + 4,
+        "encoded {encoded}, a got {got_a}, b got {got_b}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_video_viewer_recovers_at_a_keyframe_while_a_fast_one_keeps_its_deltas() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let stream = h264_stream(&server, "v", 160, 120);
+    let mut fast = Client::open(addr, "/v", VIDEO).await;
+    let mut slow = Client::open(addr, "/v", VIDEO).await;
+    let publisher = spawn_publisher(stream.clone(), 160, 120, 30, Duration::from_millis(3000));
+    // The fast viewer acks everything, so the shared encoder keeps going.
+    let fast_task = tokio::spawn(async move {
+        let mut keys = 0u32;
+        let mut n = 0u32;
+        while let Some(Received::Frame(h, _)) = fast.recv_within(Duration::from_millis(500)).await {
+            fast.ack(h.seq()).await;
+            n += 1;
+            keys += u32::from(chunk(&h).0);
+        }
+        (n, keys)
+    });
+    // The slow viewer takes its credit's worth, then stalls: it misses units.
+    let (h0, _) = slow.recv_frame().await;
+    let (h1, _) = slow.recv_frame().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    slow.ack(h0.seq()).await;
+    slow.ack(h1.seq()).await;
+    let (h, _) = slow.recv_frame().await;
+    assert!(
+        chunk(&h).0,
+        "after missing units the next one it gets is a keyframe"
+    );
+    slow.ack(h.seq()).await;
+    let (h, _) = slow.recv_frame().await;
+    assert!(!chunk(&h).0, "and deltas follow");
+    publisher.join().unwrap();
+    let (n, keys) = fast_task.await.unwrap();
+    assert!(n >= 60, "the fast viewer kept its rate: {n} units");
+    assert!(
+        keys <= 5,
+        "one stalled viewer does not make every unit a keyframe: {keys} of {n}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_and_video_viewers_share_one_stream() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let stream = h264_stream(&server, "v", 160, 120);
+    let mut v = Client::open(addr, "/v", VIDEO).await;
+    let mut i = Client::open(addr, "/v", &["image/jpeg"]).await;
+    assert_eq!(i.config.as_ref().unwrap()["transport"], "image");
+    let publisher = spawn_publisher(stream.clone(), 160, 120, 30, Duration::from_millis(800));
+    let (hv, _) = v.recv_frame().await;
+    let (hi, _) = i.recv_frame().await;
+    assert!(chunk(&hv).0);
+    assert!(matches!(hi, FrameHeader::ImageFrame { ref mime, .. } if mime == "image/jpeg"));
+    publisher.join().unwrap();
+    assert!(stream.encode_count(OutputFormat::Image(ImageFormat::Jpeg)) > 0);
+    assert!(stream.encode_count(OutputFormat::H264) > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_viewer_of_a_still_picture_gets_a_keyframe_and_decodes_it() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let stream = h264_stream(&server, "v", 320, 240);
+    let pic = moving(320, 240, 3);
+    stream.publish(Frame::rgba(320, 240, pic.clone())).unwrap();
+    // Published before the viewer came, never again: the join still gets a keyframe.
+    let mut c = Client::open(addr, "/v", VIDEO).await;
+    let (h, payload) = c.recv_frame().await;
+    assert!(chunk(&h).0);
+    let mut dec = openh264::decoder::Decoder::new().unwrap();
+    let yuv = dec
+        .decode(&payload)
+        .unwrap()
+        .expect("a picture from the keyframe");
+    use openh264::formats::YUVSource;
+    assert_eq!(yuv.dimensions(), (320, 240));
+    // Compare luma with the source's BT.709 limited-range Y' (the encoder's matrix).
+    let (ys, _, _) = yuv.strides();
+    let mut se = 0.0;
+    for y in 0..240usize {
+        for x in 0..320usize {
+            let p = &pic[(y * 320 + x) * 4..];
+            let want = 16.0
+                + 219.0
+                    * (0.2126 * f64::from(p[0])
+                        + 0.7152 * f64::from(p[1])
+                        + 0.0722 * f64::from(p[2]))
+                    / 255.0;
+            se += (want - f64::from(yuv.y()[y * ys + x])).powi(2);
+        }
+    }
+    let mse = se / (320.0 * 240.0);
+    let psnr = 10.0 * (255.0f64 * 255.0 / mse.max(1e-9)).log10();
+    assert!(psnr >= 35.0, "decoded keyframe luma PSNR {psnr:.1} dB");
+}
