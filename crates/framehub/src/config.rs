@@ -205,9 +205,28 @@ impl StreamConfig {
     }
 }
 
+/// Which web pages may open a viewer's WebSocket (checked against the
+/// upgrade's `Origin` header; requests without one, from non-browser
+/// clients, are always let through). Guards against cross-site WebSocket
+/// hijacking: a page on another site cannot open a stream in the user's browser.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Origins {
+    /// Same-origin pages (the `Origin` names the `Host` the request came to)
+    /// and, when the hub listens on a loopback address, pages from
+    /// `localhost`, `127.0.0.1` or `[::1]` on any port.
+    #[default]
+    SameOriginAndLoopback,
+    /// Same-origin pages and exactly these origins (`scheme://host[:port]`).
+    List(Vec<String>),
+    /// Any page (only behind an authenticator, or on a private network).
+    Any,
+}
+
 /// Settings of the whole hub.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// Which web pages may connect (HTTP 403 otherwise).
+    pub origins: Origins,
     /// Close a viewer whose socket accepts no data for this long.
     pub write_timeout: Duration,
     /// Largest WebSocket message read from a client, in bytes (larger ones close with 1009).
@@ -217,6 +236,7 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
+            origins: Origins::default(),
             write_timeout: Duration::from_secs(10),
             max_message_size: 1 << 20,
         }

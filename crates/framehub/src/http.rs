@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
+use crate::config::Origins;
 use crate::events::lock;
 use crate::server::Inner;
 use crate::viewer::{self, ConnInfo};
@@ -202,6 +203,43 @@ fn conn_info(parts: &axum::http::request::Parts) -> ConnInfo {
     }
 }
 
+/// Checks the upgrade's `Origin` against the hub's [`Origins`] policy; `Err`
+/// carries the refused origin.
+fn check_origin(inner: &Inner, headers: &HeaderMap) -> Result<(), String> {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return Ok(()); // not a browser page
+    };
+    let origin = origin.trim_end_matches('/');
+    let host_part = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    let same_origin = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|host| host.eq_ignore_ascii_case(host_part));
+    let allowed = same_origin
+        || match &inner.cfg.origins {
+            Origins::Any => true,
+            Origins::List(list) => list
+                .iter()
+                .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(origin)),
+            Origins::SameOriginAndLoopback => {
+                let loopback_hub = inner.local_addr().is_some_and(|a| a.ip().is_loopback());
+                let name = host_part.rsplit_once(':').map_or(host_part, |(h, port)| {
+                    if port.chars().all(|c| c.is_ascii_digit()) {
+                        h
+                    } else {
+                        host_part
+                    }
+                });
+                loopback_hub && matches!(name, "localhost" | "127.0.0.1" | "[::1]")
+            }
+        };
+    if allowed {
+        Ok(())
+    } else {
+        Err(origin.chars().take(200).collect())
+    }
+}
+
 fn is_upgrade(headers: &HeaderMap) -> bool {
     headers
         .get(header::UPGRADE)
@@ -218,6 +256,14 @@ async fn ws_or_page(inner: Arc<Inner>, name: String, req: Request, page_name: &s
             StatusCode::OK
         };
         return page(page_name, status);
+    }
+    if let Err(origin) = check_origin(&inner, &parts.headers) {
+        tracing::info!(%origin, stream = %name, "refused a WebSocket from a foreign origin");
+        return (
+            StatusCode::FORBIDDEN,
+            format!("origin '{origin}' is not allowed"),
+        )
+            .into_response();
     }
     let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(ws) => ws,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
-use crate::config::{ServerConfig, StreamConfig};
+use crate::config::{Origins, ServerConfig, StreamConfig};
 use crate::error::{check_stream_name, Error};
 use crate::events::lock;
 use crate::stream::{Stream, StreamShared};
@@ -53,6 +53,11 @@ impl Inner {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// The address the hub listens on, if it listens itself.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        *lock(&self.local_addr)
     }
 
     pub fn next_session_id(&self) -> u64 {
@@ -118,6 +123,13 @@ impl ServerBuilder {
     /// messages over 64 KiB are refused by the protocol in any case).
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.cfg.max_message_size = bytes;
+        self
+    }
+
+    /// Which web pages may open viewers (default: same origin, and loopback
+    /// pages when listening on loopback).
+    pub fn origins(mut self, origins: Origins) -> Self {
+        self.cfg.origins = origins;
         self
     }
 
@@ -205,7 +217,7 @@ impl Server {
 
     /// The address the hub listens on (None before `listen`).
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        *lock(&self.inner.local_addr)
+        self.inner.local_addr()
     }
 
     /// Adds a stream of `width` × `height` pixels, viewable at `/<name>`.

@@ -10,5 +10,6 @@ mod handshake;
 mod picture;
 mod quality;
 mod rest;
+mod security;
 mod server;
 mod video;

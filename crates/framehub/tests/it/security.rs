@@ -1,0 +1,223 @@
+//! Authentication paths and the origin allow-list.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use framehub::{authenticator, AuthError, Origins, Principal, Server, StreamConfig};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::common::*;
+
+/// Admits token "good" as principal "ann", and only on streams not named "admin"
+/// unless the token is "root" (one callback authorizing per stream).
+fn auth() -> framehub::Authenticator {
+    authenticator(|ctx| async move {
+        match (ctx.token.as_deref(), ctx.stream.as_str()) {
+            (Some("root"), _) => Ok(Some(Principal::new("root"))),
+            (Some("good"), s) if s != "admin" => Ok(Some(Principal::new("ann"))),
+            (Some("boom"), _) => panic!("authenticator bug"),
+            _ => Err(AuthError("bad or missing token".into())),
+        }
+    })
+}
+
+async fn hub() -> (Server, SocketAddr) {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let cfg = StreamConfig {
+        token_cookie: Some("fh_token".into()),
+        ..StreamConfig::default()
+    }
+    .authenticate(auth());
+    server.add_stream("cam", 8, 8, cfg.clone()).unwrap();
+    server.add_stream("admin", 8, 8, cfg).unwrap();
+    (server, addr)
+}
+
+async fn connect_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Client {
+    let mut req = format!("ws://{addr}{path}").into_client_request().unwrap();
+    for (k, v) in headers {
+        req.headers_mut().insert(
+            axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    let (ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("upgrade");
+    Client { ws, config: None }
+}
+
+async fn principal_of_events(server: &Server, c: &mut Client) -> Option<String> {
+    c.send_json(json!({"type":"event","event":{"event_type":"key_down","key":"k"}}))
+        .await;
+    let stream = server.stream("cam").unwrap();
+    for _ in 0..100 {
+        if let Some(ev) = stream.poll_events().pop() {
+            return ev.principal.map(|p| p.as_str().to_string());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no event arrived");
+}
+
+async fn expect_config(c: &mut Client) {
+    match c.recv().await {
+        Received::Text(v) if v["type"] == "config" => c.config = Some(v),
+        other => panic!("expected config, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn token_in_hello_admits_and_the_principal_travels_with_events() {
+    let (server, addr) = hub().await;
+    let mut c = Client::connect(addr, "/cam").await;
+    c.send_json(json!({"type":"hello","supported":["image/jpeg"],"token":"good"}))
+        .await;
+    expect_config(&mut c).await;
+    assert_eq!(
+        principal_of_events(&server, &mut c).await.as_deref(),
+        Some("ann")
+    );
+}
+
+#[tokio::test]
+async fn token_in_the_query_admits() {
+    let (server, addr) = hub().await;
+    let mut c = Client::connect(addr, "/cam?token=good").await;
+    c.hello(&["image/jpeg"]).await;
+    expect_config(&mut c).await;
+    assert_eq!(
+        principal_of_events(&server, &mut c).await.as_deref(),
+        Some("ann")
+    );
+}
+
+#[tokio::test]
+async fn bearer_header_admits() {
+    let (server, addr) = hub().await;
+    let mut c = connect_with(addr, "/cam", &[("authorization", "Bearer good")]).await;
+    c.hello(&["image/jpeg"]).await;
+    expect_config(&mut c).await;
+    assert_eq!(
+        principal_of_events(&server, &mut c).await.as_deref(),
+        Some("ann")
+    );
+}
+
+#[tokio::test]
+async fn the_configured_cookie_admits() {
+    let (server, addr) = hub().await;
+    let mut c = connect_with(addr, "/cam", &[("cookie", "other=1; fh_token=good")]).await;
+    c.hello(&["image/jpeg"]).await;
+    expect_config(&mut c).await;
+    assert_eq!(
+        principal_of_events(&server, &mut c).await.as_deref(),
+        Some("ann")
+    );
+}
+
+#[tokio::test]
+async fn hello_token_wins_over_the_query() {
+    let (_server, addr) = hub().await;
+    let mut c = Client::connect(addr, "/cam?token=good").await;
+    c.send_json(json!({"type":"hello","supported":["image/jpeg"],"token":"wrong"}))
+        .await;
+    assert_eq!(c.recv_close().await, (4401, "unauthorized".to_string()));
+}
+
+#[tokio::test]
+async fn missing_wrong_or_failing_credentials_close_4401_and_others_carry_on() {
+    let (_server, addr) = hub().await;
+    let mut ok = Client::connect(addr, "/cam?token=good").await;
+    ok.hello(&["image/jpeg"]).await;
+    expect_config(&mut ok).await;
+    for path in [
+        "/cam",
+        "/cam?token=nope",
+        "/cam?token=boom",
+        "/admin?token=good",
+    ] {
+        let mut c = Client::connect(addr, path).await;
+        c.hello(&["image/jpeg"]).await;
+        assert_eq!(
+            c.recv_close().await,
+            (4401, "unauthorized".to_string()),
+            "{path}"
+        );
+    }
+    let mut root = Client::connect(addr, "/admin?token=root").await;
+    root.hello(&["image/jpeg"]).await;
+    expect_config(&mut root).await;
+    ok.send_json(json!({"type":"visibility","visible":true}))
+        .await;
+    assert!(
+        ok.recv_within(Duration::from_millis(100)).await.is_none(),
+        "the admitted viewer is still connected"
+    );
+}
+
+async fn upgrade_status(addr: SocketAddr, origin: Option<&str>) -> u16 {
+    let mut req = format!("ws://{addr}/s").into_client_request().unwrap();
+    if let Some(o) = origin {
+        req.headers_mut().insert("origin", o.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((_, resp)) => resp.status().as_u16(),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[tokio::test]
+async fn foreign_origins_are_refused_at_the_upgrade() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    server
+        .add_stream("s", 8, 8, StreamConfig::default())
+        .unwrap();
+    assert_eq!(
+        upgrade_status(addr, None).await,
+        101,
+        "no Origin: not a browser page"
+    );
+    assert_eq!(
+        upgrade_status(addr, Some(&format!("http://{addr}"))).await,
+        101,
+        "same origin"
+    );
+    assert_eq!(
+        upgrade_status(addr, Some("http://localhost:3000")).await,
+        101,
+        "a loopback page, hub on loopback"
+    );
+    assert_eq!(
+        upgrade_status(addr, Some("https://evil.example")).await,
+        403
+    );
+    assert_eq!(
+        upgrade_status(addr, Some("http://127.0.0.1.evil.example")).await,
+        403
+    );
+
+    let listed = Server::builder()
+        .origins(Origins::List(vec!["https://app.example".into()]))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = listed.local_addr().unwrap();
+    listed
+        .add_stream("s", 8, 8, StreamConfig::default())
+        .unwrap();
+    assert_eq!(upgrade_status(addr, Some("https://app.example")).await, 101);
+    assert_eq!(
+        upgrade_status(addr, Some("http://localhost:3000")).await,
+        403,
+        "only the list"
+    );
+    assert_eq!(
+        upgrade_status(addr, Some("https://evil.example")).await,
+        403
+    );
+}
