@@ -1,0 +1,969 @@
+//! `framehub bench`: the benchmark suite (how to run it and what the numbers
+//! mean: `docs/benchmarks.md`).
+//!
+//! One scenario = one fresh hub in this process on `127.0.0.1:0`, one
+//! stream, a publisher thread cycling through a few pre-made distinct
+//! pictures ([`picture`]), and the load client ([`client`]) as a **separate
+//! process** (`framehub bench-client`, hidden), so that this process's CPU
+//! time and peak memory ([`procfs`]) are the hub's (plus the publisher's
+//! calls into the hub, reported apart). The client tells when its
+//! measurement window starts and ends; the process CPU time, the per-thread
+//! CPU times and the hub's per-viewer metrics are read at both edges and
+//! differenced.
+//!
+//! Every scenario prints one JSON line (stdout and `--out`), then a summary
+//! table with the targets marked PASS or FAIL.
+
+mod client;
+mod hist;
+mod picture;
+mod procfs;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write as _};
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context};
+use framehub::{Frame, ImageFormat, OutputFormat, Server, SessionMetrics, Stream, StreamConfig};
+use serde::Serialize;
+
+pub use client::{run_client, ClientArgs};
+use client::{ClientLine, ClientResult};
+pub use picture::Picture;
+
+/// Options of `framehub bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Scenarios to run, comma-separated: a (1 viewer, 720p, as fast as
+    /// possible), b (the same at 1080p), c (100 viewers, 720p at 30 fps),
+    /// d (10 viewers, 720p at 30 fps), e (1 fast + 1 slow viewer).
+    #[arg(long, value_delimiter = ',', default_value = "a,b,c,d,e")]
+    pub scenarios: Vec<ScenarioId>,
+    /// Picture(s) to publish, comma-separated; each scenario runs once per picture.
+    #[arg(long, value_delimiter = ',', default_value = "natural")]
+    pub picture: Vec<Picture>,
+    /// Seconds measured per scenario [default: 10, or 2 with --quick].
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Seconds between "all viewers connected" and the measurement [default: 1, or 0.5 with --quick].
+    #[arg(long)]
+    pub warmup: Option<f64>,
+    /// Smoke run: small pictures, fewer viewers, 2 s per scenario; targets are not judged.
+    #[arg(long)]
+    pub quick: bool,
+    /// JPEG quality of the stream.
+    #[arg(long, default_value_t = 80)]
+    pub quality: u8,
+    /// Where to write the JSON lines (overwritten).
+    #[arg(long, default_value = "bench-results.jsonl")]
+    pub out: PathBuf,
+    /// Exit with an error when a target is missed.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// A scenario's letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScenarioId {
+    /// 1 viewer, 1280×720, publisher as fast as the hub takes frames.
+    A,
+    /// 1 viewer, 1920×1080, publisher as fast as the hub takes frames.
+    B,
+    /// 100 viewers of one 1280×720 stream published at 30 fps.
+    C,
+    /// 10 viewers, 1280×720 at 30 fps.
+    D,
+    /// 1 fast viewer + 1 viewer acking 200 ms late, 1280×720, as fast as possible.
+    E,
+}
+
+impl std::fmt::Display for ScenarioId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ScenarioId::A => "a",
+            ScenarioId::B => "b",
+            ScenarioId::C => "c",
+            ScenarioId::D => "d",
+            ScenarioId::E => "e",
+        })
+    }
+}
+
+/// How the publisher paces itself.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Rate {
+    /// Publish a new frame as soon as the hub finished encoding the last
+    /// one: the hub never waits long for a frame, and no frame waits for the hub.
+    Saturate,
+    /// A fixed rate, frames per second.
+    Fps(f64),
+}
+
+/// What one scenario does.
+#[derive(Debug, Clone)]
+struct Scenario {
+    id: ScenarioId,
+    title: &'static str,
+    width: u32,
+    height: u32,
+    viewers: usize,
+    slow_viewers: usize,
+    ack_delay_ms: u64,
+    rate: Rate,
+}
+
+impl Scenario {
+    fn new(id: ScenarioId, quick: bool) -> Scenario {
+        // Quick sizes keep the shapes of the full ones at a fraction of the work.
+        let (w720, h720, w1080, h1080) = if quick {
+            (320, 180, 480, 270)
+        } else {
+            (1280, 720, 1920, 1080)
+        };
+        let base = Scenario {
+            id,
+            title: "1 viewer, as fast as possible",
+            width: w720,
+            height: h720,
+            viewers: 1,
+            slow_viewers: 0,
+            ack_delay_ms: 0,
+            rate: Rate::Saturate,
+        };
+        match id {
+            ScenarioId::A => base,
+            ScenarioId::B => Scenario {
+                width: w1080,
+                height: h1080,
+                ..base
+            },
+            ScenarioId::C => Scenario {
+                title: "many viewers, 30 fps",
+                viewers: if quick { 20 } else { 100 },
+                rate: Rate::Fps(30.0),
+                ..base
+            },
+            ScenarioId::D => Scenario {
+                title: "several viewers, 30 fps",
+                viewers: if quick { 4 } else { 10 },
+                rate: Rate::Fps(30.0),
+                ..base
+            },
+            ScenarioId::E => Scenario {
+                title: "1 fast + 1 slow viewer (acks 200 ms late), as fast as possible",
+                viewers: 2,
+                slow_viewers: 1,
+                ack_delay_ms: 200,
+                ..base
+            },
+        }
+    }
+
+    fn rate_label(&self) -> String {
+        match self.rate {
+            Rate::Saturate => "max".into(),
+            Rate::Fps(f) => format!("{f} fps"),
+        }
+    }
+}
+
+/// Distinct pictures the publisher cycles through.
+const PICTURES_PER_SCENARIO: usize = 4;
+const JPEG: OutputFormat = OutputFormat::Image(ImageFormat::Jpeg);
+const STREAM_NAME: &str = "bench";
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// One target and how the run did against it.
+#[derive(Debug, Clone, Serialize)]
+struct Check {
+    target: String,
+    measured: String,
+    /// `None`: not judged (a `--quick` run, or a missing reference).
+    pass: Option<bool>,
+}
+
+/// CPU over the window by thread group, % of one core.
+#[derive(Debug, Clone, Default, Serialize)]
+struct CpuBreakdown {
+    /// The stream's encode thread (JPEG encoding).
+    encoder_pct: f64,
+    /// The bench's publisher thread: it makes each frame (a copy of a picture) for the hub.
+    publisher_pct: f64,
+    /// Everything else: the tokio runtime (sessions, WebSocket writes) and the rest.
+    other_pct: f64,
+    /// Time the encode thread was ready to run but had no CPU (another
+    /// task, often another process, held it), % of the window: the
+    /// interference the encoder suffered.
+    encoder_wait_pct: f64,
+}
+
+/// The JSON line of one scenario.
+#[derive(Debug, Clone, Serialize)]
+struct ScenarioReport {
+    bench: &'static str,
+    version: &'static str,
+    date: String,
+    machine: String,
+    cpus: usize,
+    scenario: ScenarioId,
+    title: &'static str,
+    picture: Picture,
+    width: u32,
+    height: u32,
+    quality: u8,
+    viewers: usize,
+    slow_viewers: usize,
+    ack_delay_ms: u64,
+    rate: String,
+    quick: bool,
+    window_s: f64,
+    /// Frames the publisher handed to the hub in the window, per second.
+    publish_fps: f64,
+    /// JPEG encodes in the window, per second.
+    encode_fps: f64,
+    /// Frames/s of the viewers that ack at once: min, median, max.
+    fps_min: f64,
+    fps_median: f64,
+    fps_max: f64,
+    /// Frames/s of the slow viewers (median; None without any).
+    slow_fps_median: Option<f64>,
+    /// Publish→receive latency of the fast viewers' frames.
+    latency: hist::LatencySummary,
+    /// The same for the slow viewers.
+    latency_slow: Option<hist::LatencySummary>,
+    /// Upper bound of the latencies' systematic overstatement, µs (see client.rs).
+    latency_base_error_us: u64,
+    negative_latency_samples: u64,
+    /// Bytes received per second, all viewers together.
+    bytes_per_s: f64,
+    /// Mean size of a received message (envelope + JPEG), bytes.
+    bytes_per_frame: f64,
+    /// Hub process CPU (user + sys) over the window, % of one core.
+    server_cpu_pct: f64,
+    server_cpu: CpuBreakdown,
+    /// Encode thread CPU per JPEG, ms.
+    encode_ms_per_frame: f64,
+    /// The load client's own CPU, % of one core.
+    client_cpu_pct: f64,
+    clk_tck: u64,
+    /// Peak RSS of the hub process during the scenario, MiB.
+    peak_rss_mib: f64,
+    /// Whether the peak was reset at the scenario's start (else it covers earlier scenarios).
+    peak_rss_reset: bool,
+    /// RSS before the hub started (pictures already made), MiB.
+    rss_before_mib: f64,
+    /// RSS at the window's start, middle and end, MiB.
+    rss_start_mib: f64,
+    rss_mid_mib: f64,
+    rss_end_mib: f64,
+    /// Frames skipped for a viewer (the hub's `frames_dropped`, summed over viewers, in the window):
+    /// by the viewers that ack at once, and by the slow ones (expected there: no credit).
+    drops: u64,
+    drops_slow: u64,
+    /// Frames the hub sent in the window (its metrics), all viewers.
+    server_frames_sent: u64,
+    /// The machine's 1-minute load average at the end (other processes included).
+    loadavg_1m: f64,
+    /// CPU time the hypervisor took away over the window (all CPUs), % of one core.
+    steal_pct: f64,
+    /// Viewers that stopped early, with why.
+    viewer_errors: Vec<String>,
+    checks: Vec<Check>,
+}
+
+/// Runs the selected scenarios and prints the reports and the table.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let duration = args.duration.unwrap_or(if args.quick { 2.0 } else { 10.0 });
+    let warmup = args.warmup.unwrap_or(if args.quick { 0.5 } else { 1.0 });
+    if !(duration > 0.0 && duration.is_finite() && warmup >= 0.0 && warmup.is_finite()) {
+        bail!("--duration must be > 0 and --warmup >= 0");
+    }
+    let mut scenarios = args.scenarios.clone();
+    scenarios.sort();
+    scenarios.dedup();
+    let (model, cpus) = procfs::machine();
+    let date = today_utc();
+    let file = std::fs::File::create(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let mut file = std::io::BufWriter::new(file);
+    eprintln!(
+        "framehub bench: {} scenario(s) × {} picture(s), {duration} s each{}; {cpus} CPU(s), {model}; CPU times in 1/{} s",
+        scenarios.len(),
+        args.picture.len(),
+        if args.quick { " (quick)" } else { "" },
+        procfs::clock_ticks_per_second(),
+    );
+    let mut reports: Vec<ScenarioReport> = Vec::new();
+    for &pic in &args.picture {
+        for &id in &scenarios {
+            let sc = Scenario::new(id, args.quick);
+            eprintln!(
+                "── {id} [{pic}]: {}×{}, {} viewer(s), {} ──",
+                sc.width,
+                sc.height,
+                sc.viewers,
+                sc.rate_label()
+            );
+            let mut report = run_scenario(&sc, pic, &args, duration, warmup)
+                .await
+                .with_context(|| format!("scenario {id} ({pic})"))?;
+            report.date = date.clone();
+            report.machine = model.clone();
+            report.cpus = cpus;
+            let reference = reports
+                .iter()
+                .find(|r| r.scenario == ScenarioId::A && r.picture == pic)
+                .map(|r| r.fps_median);
+            report.checks = checks(&report, reference, args.quick);
+            let line = serde_json::to_string(&report)?;
+            println!("{line}");
+            writeln!(file, "{line}")?;
+            file.flush()?;
+            reports.push(report);
+        }
+    }
+    println!("\n{}", summary_table(&reports));
+    eprintln!("results: {}", args.out.display());
+    let failed = reports
+        .iter()
+        .flat_map(|r| &r.checks)
+        .filter(|c| c.pass == Some(false))
+        .count();
+    if args.strict && failed > 0 {
+        bail!("{failed} target(s) missed");
+    }
+    Ok(())
+}
+
+/// The hub process at one edge of the window.
+struct Snapshot {
+    at: Instant,
+    cpu_s: f64,
+    threads: BTreeMap<u64, procfs::ThreadTimes>,
+    metrics: HashMap<u64, SessionMetrics>,
+    encodes: u64,
+    published: u64,
+    rss: u64,
+    steal_s: f64,
+}
+
+impl Snapshot {
+    fn take(stream: &Stream, published: &AtomicU64) -> anyhow::Result<Snapshot> {
+        Ok(Snapshot {
+            at: Instant::now(),
+            cpu_s: procfs::process_cpu_s()?,
+            threads: procfs::thread_times()?,
+            metrics: stream
+                .metrics()
+                .into_iter()
+                .map(|m| (m.client_id, m))
+                .collect(),
+            encodes: stream.encode_count(JPEG),
+            published: published.load(Ordering::Relaxed),
+            rss: procfs::rss_bytes()?,
+            steal_s: procfs::steal_s(),
+        })
+    }
+}
+
+/// The change of `value` between two snapshots, summed over the threads whose name starts with `prefix`.
+fn thread_delta(
+    a: &Snapshot,
+    b: &Snapshot,
+    prefix: &str,
+    value: fn(&procfs::ThreadTimes) -> f64,
+) -> f64 {
+    b.threads
+        .iter()
+        .filter(|(_, t)| t.name.starts_with(prefix))
+        .map(|(tid, t)| value(t) - a.threads.get(tid).map_or(0.0, value))
+        .sum()
+}
+
+/// Kills and reaps the load client if it is still running when dropped
+/// (an error on our side must not leave it behind).
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// The publisher thread and its controls.
+struct Publisher {
+    stop: Arc<AtomicBool>,
+    published: Arc<AtomicU64>,
+    thread: std::thread::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Publisher {
+    fn spawn(
+        stream: Stream,
+        pictures: Vec<Vec<u8>>,
+        size: (u32, u32),
+        rate: Rate,
+    ) -> anyhow::Result<Publisher> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let published = Arc::new(AtomicU64::new(0));
+        let (s, p) = (Arc::clone(&stop), Arc::clone(&published));
+        let thread = std::thread::Builder::new()
+            // 15 bytes at most: the thread's `comm`, by which its CPU time is found.
+            .name("bench-publisher".into())
+            .spawn(move || publish_loop(&stream, &pictures, size, rate, &s, &p))
+            .context("starting the publisher thread")?;
+        Ok(Publisher {
+            stop,
+            published,
+            thread,
+        })
+    }
+
+    /// Stops the thread and returns its outcome.
+    async fn finish(self) -> anyhow::Result<()> {
+        self.stop.store(true, Ordering::Relaxed);
+        let thread = self.thread;
+        tokio::task::spawn_blocking(move || thread.join())
+            .await?
+            .map_err(|_| anyhow!("the publisher thread panicked"))?
+    }
+}
+
+/// The publisher: cycles through `pictures` at `rate` until `stop`.
+///
+/// Like an application that renders each frame into a fresh buffer, it
+/// makes the next frame (a copy of the next picture) *before* it is due
+/// and hands it to the hub by move: an owned, tightly packed frame is taken
+/// without a copy, so `publish` itself costs the hub only a lock and a
+/// wake-up, and the copy overlaps the hub's work on the other core.
+fn publish_loop(
+    stream: &Stream,
+    pictures: &[Vec<u8>],
+    (w, h): (u32, u32),
+    rate: Rate,
+    stop: &AtomicBool,
+    published: &AtomicU64,
+) -> anyhow::Result<()> {
+    if pictures.is_empty() {
+        bail!("no pictures to publish");
+    }
+    let render = |i: u64| pictures[i as usize % pictures.len()].clone();
+    // Ok(false): the hub closed under us (shutdown), stop quietly.
+    let publish = |frame: Vec<u8>| -> anyhow::Result<bool> {
+        match stream.publish(Frame::rgba(w, h, frame)) {
+            Ok(()) => {
+                published.fetch_add(1, Ordering::Relaxed);
+                Ok(true)
+            }
+            Err(framehub::Error::Closed) => Ok(false),
+            Err(e) => Err(anyhow!(e).context("publish")),
+        }
+    };
+    let mut i = 0u64;
+    let mut next = render(i);
+    match rate {
+        Rate::Saturate => {
+            // Closed loop on the encoder: publish, make the next frame, wait
+            // until the published one is encoded (the encode count moves),
+            // publish the next at once. No frame waits behind another, so
+            // the latency is the hub's own; between two encodes the encoder
+            // waits only for this loop to notice (a ~20–80 µs sleep-poll).
+            // Without demand (no credit) the count stands still: publish
+            // again every 250 ms so the latest frame stays fresh.
+            while !stop.load(Ordering::Relaxed) {
+                let before = stream.encode_count(JPEG);
+                if !publish(std::mem::take(&mut next))? {
+                    return Ok(());
+                }
+                i += 1;
+                next = render(i);
+                let since = Instant::now();
+                while stream.encode_count(JPEG) == before
+                    && !stop.load(Ordering::Relaxed)
+                    && since.elapsed() < Duration::from_millis(250)
+                {
+                    std::thread::sleep(Duration::from_micros(20));
+                }
+            }
+        }
+        Rate::Fps(fps) => {
+            let period = Duration::from_secs_f64(1.0 / fps);
+            let start = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                let due = start + period.mul_f64(i as f64);
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                } else if now - due > period {
+                    // More than a frame behind (the machine was busy): skip, do not burst.
+                    i = (now - start).div_duration_f64(period).ceil() as u64;
+                    continue;
+                }
+                if !publish(std::mem::take(&mut next))? {
+                    return Ok(());
+                }
+                i += 1;
+                next = render(i);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / MIB
+}
+
+/// Runs one scenario end to end and returns its report (checks, date and machine not yet filled in).
+async fn run_scenario(
+    sc: &Scenario,
+    pic: Picture,
+    args: &BenchArgs,
+    duration: f64,
+    warmup: f64,
+) -> anyhow::Result<ScenarioReport> {
+    let pictures = picture::generate(pic, sc.width, sc.height, PICTURES_PER_SCENARIO);
+    let peak_rss_reset = procfs::reset_peak_rss();
+    let rss_before = procfs::rss_bytes()?;
+
+    let server = Server::bind("127.0.0.1:0")
+        .await
+        .context("starting the hub")?;
+    let addr = server.local_addr().context("the hub has no address")?;
+    let cfg = StreamConfig::default().quality(args.quality);
+    // The wall-clock base of the frames' timestamps: read just before the
+    // stream (and its creation Instant) exists; the gap is the base's error.
+    let created_unix_us = client::now_unix_us();
+    let stream = server.add_stream(STREAM_NAME, sc.width, sc.height, cfg)?;
+    let latency_base_error_us = client::now_unix_us().saturating_sub(created_unix_us);
+
+    let publisher = Publisher::spawn(stream.clone(), pictures, (sc.width, sc.height), sc.rate)?;
+    let timing = Timing {
+        created_unix_us,
+        duration,
+        warmup,
+    };
+    let outcome = drive_client(sc, &stream, &publisher, addr, timing).await;
+    let peak_rss = procfs::peak_rss_bytes()?;
+    let published = publisher.finish().await;
+    server.close().await;
+    let (result, a, b, rss_mid) = outcome?;
+    published?;
+
+    let window_s = b.at.duration_since(a.at).as_secs_f64().max(1e-9);
+    let cpu_pct = |s: f64| s / window_s * 100.0;
+    let total_cpu = b.cpu_s - a.cpu_s;
+    let enc_cpu = thread_delta(&a, &b, "framehub-enc", |t| t.cpu_s);
+    let enc_wait = thread_delta(&a, &b, "framehub-enc", |t| t.wait_s);
+    let pub_cpu = thread_delta(&a, &b, "bench-publisher", |t| t.cpu_s);
+    let encodes = b.encodes.saturating_sub(a.encodes);
+    let slow_sessions: Vec<u64> = result
+        .viewers
+        .iter()
+        .filter(|v| v.slow)
+        .filter_map(|v| v.session)
+        .collect();
+    let (mut drops, mut drops_slow, mut sent) = (0, 0, 0);
+    for (id, m) in &b.metrics {
+        let before = a.metrics.get(id);
+        let d = m
+            .frames_dropped
+            .saturating_sub(before.map_or(0, |x| x.frames_dropped));
+        if slow_sessions.contains(id) {
+            drops_slow += d;
+        } else {
+            drops += d;
+        }
+        sent += m
+            .frames_sent
+            .saturating_sub(before.map_or(0, |x| x.frames_sent));
+    }
+    let sorted_fps = |slow: bool| {
+        let mut v: Vec<f64> = result
+            .viewers
+            .iter()
+            .filter(|v| v.slow == slow)
+            .map(|v| v.fps)
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let (fast_fps, slow_fps) = (sorted_fps(false), sorted_fps(true));
+    let frames: u64 = result.viewers.iter().map(|v| v.frames).sum();
+    let bytes: u64 = result.viewers.iter().map(|v| v.bytes).sum();
+    let viewer_errors = result
+        .viewers
+        .iter()
+        .filter_map(|v| {
+            v.ended_early
+                .as_ref()
+                .map(|e| format!("viewer {}: {e}", v.id))
+        })
+        .collect();
+    Ok(ScenarioReport {
+        bench: "framehub",
+        version: env!("CARGO_PKG_VERSION"),
+        date: String::new(),
+        machine: String::new(),
+        cpus: 0,
+        scenario: sc.id,
+        title: sc.title,
+        picture: pic,
+        width: sc.width,
+        height: sc.height,
+        quality: args.quality,
+        viewers: sc.viewers,
+        slow_viewers: sc.slow_viewers,
+        ack_delay_ms: sc.ack_delay_ms,
+        rate: sc.rate_label(),
+        quick: args.quick,
+        window_s: result.window_s,
+        publish_fps: b.published.saturating_sub(a.published) as f64 / window_s,
+        encode_fps: encodes as f64 / window_s,
+        fps_min: fast_fps.first().copied().unwrap_or(0.0),
+        fps_median: median(&fast_fps),
+        fps_max: fast_fps.last().copied().unwrap_or(0.0),
+        slow_fps_median: (!slow_fps.is_empty()).then(|| median(&slow_fps)),
+        latency: result.latency_fast.clone(),
+        latency_slow: (sc.slow_viewers > 0).then(|| result.latency_slow.clone()),
+        latency_base_error_us,
+        negative_latency_samples: result.negative_latency_samples,
+        bytes_per_s: bytes as f64 / result.window_s,
+        bytes_per_frame: if frames > 0 {
+            bytes as f64 / frames as f64
+        } else {
+            0.0
+        },
+        server_cpu_pct: cpu_pct(total_cpu),
+        server_cpu: CpuBreakdown {
+            encoder_pct: cpu_pct(enc_cpu),
+            publisher_pct: cpu_pct(pub_cpu),
+            other_pct: cpu_pct(total_cpu - enc_cpu - pub_cpu),
+            encoder_wait_pct: cpu_pct(enc_wait),
+        },
+        encode_ms_per_frame: if encodes > 0 {
+            enc_cpu * 1000.0 / encodes as f64
+        } else {
+            0.0
+        },
+        client_cpu_pct: result.client_cpu_pct,
+        clk_tck: procfs::clock_ticks_per_second(),
+        peak_rss_mib: mib(peak_rss),
+        peak_rss_reset,
+        rss_before_mib: mib(rss_before),
+        rss_start_mib: mib(a.rss),
+        rss_mid_mib: mib(rss_mid),
+        rss_end_mib: mib(b.rss),
+        drops,
+        drops_slow,
+        server_frames_sent: sent,
+        loadavg_1m: procfs::loadavg_1m(),
+        steal_pct: cpu_pct(b.steal_s - a.steal_s),
+        viewer_errors,
+        checks: Vec::new(),
+    })
+}
+
+/// When the client measures, and the base of its latencies.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    created_unix_us: u64,
+    duration: f64,
+    warmup: f64,
+}
+
+/// Starts the load client, follows its lines, snapshots the hub at the
+/// window's edges, then stops the client. Returns its result, the two
+/// snapshots, and the RSS sampled nearest the window's middle.
+async fn drive_client(
+    sc: &Scenario,
+    stream: &Stream,
+    publisher: &Publisher,
+    addr: std::net::SocketAddr,
+    timing: Timing,
+) -> anyhow::Result<(ClientResult, Snapshot, Snapshot, u64)> {
+    let Timing {
+        created_unix_us,
+        duration,
+        warmup,
+    } = timing;
+    let exe = std::env::current_exe().context("finding the framehub executable")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("bench-client")
+        .args(["--addr", &addr.to_string()])
+        .args(["--stream", STREAM_NAME])
+        .args(["--viewers", &sc.viewers.to_string()])
+        .args(["--slow", &sc.slow_viewers.to_string()])
+        .args(["--ack-delay-ms", &sc.ack_delay_ms.to_string()])
+        .args(["--duration", &duration.to_string()])
+        .args(["--warmup", &warmup.to_string()])
+        .args(["--created-unix-us", &created_unix_us.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = ChildGuard(cmd.spawn().context("starting the load client")?);
+    let stdout = child.0.stdout.take().context("the client's stdout")?;
+    let mut stdin = child.0.stdin.take();
+    let (tx, mut lines) = tokio::sync::mpsc::channel::<String>(64);
+    std::thread::Builder::new()
+        .name("bench-client-out".into())
+        .spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.blocking_send(line).is_err() {
+                    break;
+                }
+            }
+        })
+        .context("starting the client reader thread")?;
+
+    let allowance = Duration::from_secs(30) + Duration::from_millis(20 * sc.viewers as u64);
+    let deadline = Instant::now() + allowance + Duration::from_secs_f64(warmup + duration);
+    let mut rss_tick = tokio::time::interval(Duration::from_millis(100));
+    let (mut start, mut end): (Option<Snapshot>, Option<Snapshot>) = (None, None);
+    let mut rss_mid: Option<u64> = None;
+    let mid_after = Duration::from_secs_f64(duration / 2.0);
+    let result = loop {
+        tokio::select! {
+            line = lines.recv() => {
+                let Some(line) = line else {
+                    let status = child.0.wait().ok();
+                    bail!("the load client ended without a result (exit: {status:?})");
+                };
+                let Ok(msg) = serde_json::from_str::<ClientLine>(&line) else {
+                    eprintln!("client: {line}");
+                    continue;
+                };
+                match msg {
+                    ClientLine::Ready { viewers, connect_s } => {
+                        eprintln!("  {viewers} viewer(s) connected in {connect_s:.2} s; warming up {warmup} s, measuring {duration} s");
+                        let seen = stream.client_count();
+                        if seen != viewers {
+                            eprintln!("  warning: the hub counts {seen} viewer(s)");
+                        }
+                    }
+                    ClientLine::Start => start = Some(Snapshot::take(stream, &publisher.published)?),
+                    ClientLine::End => end = Some(Snapshot::take(stream, &publisher.published)?),
+                    ClientLine::Result(r) => break r,
+                    ClientLine::Error { message } => bail!("load client: {message}"),
+                }
+            }
+            _ = rss_tick.tick() => {
+                if let (Some(s), None, None) = (&start, &end, rss_mid) {
+                    if s.at.elapsed() >= mid_after {
+                        rss_mid = Some(procfs::rss_bytes()?);
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(deadline.into()) => bail!("the load client took too long"),
+        }
+    };
+    // The metrics are read: tell the client to close its viewers, and wait for it (bounded).
+    if let Some(mut s) = stdin.take() {
+        let _ = writeln!(s, "stop");
+    }
+    let exit_by = Instant::now() + Duration::from_secs(10);
+    loop {
+        match child.0.try_wait() {
+            Ok(Some(status)) if !status.success() => {
+                eprintln!("  warning: the load client exited with {status}")
+            }
+            Ok(Some(_)) => {}
+            Ok(None) if Instant::now() < exit_by => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+            Ok(None) => eprintln!("  warning: the load client did not exit in 10 s; killing it"),
+            Err(e) => eprintln!("  warning: waiting for the load client: {e}"),
+        }
+        break;
+    }
+    drop(child);
+    let (Some(a), Some(b)) = (start, end) else {
+        bail!("the load client sent a result without start and end");
+    };
+    let mid = rss_mid.unwrap_or(b.rss);
+    Ok((result, a, b, mid))
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+/// The targets of a scenario, judged; `reference` is scenario a's median fps for the same picture.
+fn checks(r: &ScenarioReport, reference: Option<f64>, quick: bool) -> Vec<Check> {
+    let judge = |ok: bool| (!quick).then_some(ok);
+    let fps = |min: f64| Check {
+        target: format!("every viewer ≥ {min} frames/s"),
+        measured: format!("min {:.1}", r.fps_min),
+        pass: judge(r.fps_min >= min),
+    };
+    let mut out = Vec::new();
+    match r.scenario {
+        ScenarioId::A => {
+            out.push(fps(500.0));
+            out.push(Check {
+                target: "latency p50 ≤ 3 ms".into(),
+                measured: format!("{:.2} ms", r.latency.p50_ms),
+                pass: judge(r.latency.p50_ms <= 3.0),
+            });
+        }
+        ScenarioId::B => out.push(fps(200.0)),
+        ScenarioId::C => {
+            out.push(fps(29.0));
+            out.push(Check {
+                target: "server CPU ≤ 100 % (one core)".into(),
+                measured: format!("{:.0} %", r.server_cpu_pct),
+                pass: judge(r.server_cpu_pct <= 100.0),
+            });
+            out.push(Check {
+                target: "memory bounded (RSS at end ≤ mid-window + 16 MiB)".into(),
+                measured: format!(
+                    "peak {:.0} MiB; mid {:.0} → end {:.0} MiB",
+                    r.peak_rss_mib, r.rss_mid_mib, r.rss_end_mib
+                ),
+                pass: judge(r.rss_end_mib <= r.rss_mid_mib + 16.0),
+            });
+        }
+        // Not a target of the brief: what c asks of every viewer, at a tenth of the viewers.
+        ScenarioId::D => out.push(fps(29.0)),
+        ScenarioId::E => out.push(Check {
+            target: "fast viewer ≥ 90 % of scenario a's frames/s (own criterion)".into(),
+            measured: match reference {
+                Some(a) => format!("{:.1} vs a's {a:.1}", r.fps_min),
+                None => format!("{:.1} (a not run)", r.fps_min),
+            },
+            pass: reference.and_then(|a| judge(r.fps_min >= 0.9 * a)),
+        }),
+    }
+    out
+}
+
+/// A Markdown table of the reports, then the targets.
+fn summary_table(reports: &[ScenarioReport]) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "| sc | picture | size | viewers | rate | fps/viewer min / med | latency p50 / p95 / p99 ms | MB/s | KB/frame | server CPU % (enc / pub / rest) | enc ms/frame | enc wait % | peak RSS MiB | drops (slow) | client CPU % | load 1m |"
+    );
+    let _ = writeln!(
+        t,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for r in reports {
+        let viewers = if r.slow_viewers > 0 {
+            format!("{} + {} slow", r.viewers - r.slow_viewers, r.slow_viewers)
+        } else {
+            r.viewers.to_string()
+        };
+        let drops = if r.slow_viewers > 0 {
+            format!("{} ({})", r.drops, r.drops_slow)
+        } else {
+            r.drops.to_string()
+        };
+        let fps = match r.slow_fps_median {
+            Some(s) => format!("{:.1} / {:.1} (slow {s:.1})", r.fps_min, r.fps_median),
+            None => format!("{:.1} / {:.1}", r.fps_min, r.fps_median),
+        };
+        let _ = writeln!(
+            t,
+            "| {} | {} | {}×{} | {} | {} | {} | {:.2} / {:.2} / {:.2} | {:.1} | {:.0} | {:.0} ({:.0} / {:.0} / {:.0}) | {:.2} | {:.0} | {:.0} | {} | {:.0} | {:.1} |",
+            r.scenario,
+            r.picture,
+            r.width,
+            r.height,
+            viewers,
+            r.rate,
+            fps,
+            r.latency.p50_ms,
+            r.latency.p95_ms,
+            r.latency.p99_ms,
+            r.bytes_per_s / 1e6,
+            r.bytes_per_frame / 1e3,
+            r.server_cpu_pct,
+            r.server_cpu.encoder_pct,
+            r.server_cpu.publisher_pct,
+            r.server_cpu.other_pct,
+            r.encode_ms_per_frame,
+            r.server_cpu.encoder_wait_pct,
+            r.peak_rss_mib,
+            drops,
+            r.client_cpu_pct,
+            r.loadavg_1m,
+        );
+    }
+    let _ = writeln!(t, "\nTargets:");
+    for r in reports {
+        for c in &r.checks {
+            let verdict = match c.pass {
+                Some(true) => "PASS",
+                Some(false) => "FAIL",
+                None => "n/a ",
+            };
+            let _ = writeln!(
+                t,
+                "  {verdict}  {} [{}]: {} — measured {}",
+                r.scenario, r.picture, c.target, c.measured
+            );
+        }
+        for e in &r.viewer_errors {
+            let _ = writeln!(t, "  note  {} [{}]: {e}", r.scenario, r.picture);
+        }
+    }
+    t
+}
+
+/// Today's date (UTC) as `YYYY-MM-DD`, from the system clock.
+fn today_utc() -> String {
+    let days = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400) as i64;
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_779), (2026, 11, 22));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&[]), 0.0);
+        assert_eq!(median(&[1.0, 2.0, 9.0]), 2.0);
+        assert_eq!(median(&[1.0, 2.0, 4.0, 9.0]), 3.0);
+    }
+}

@@ -1,0 +1,481 @@
+//! `framehub bench-client`: the benchmark's load generator, run as its own
+//! process by `framehub bench` so the hub's CPU and memory are measured alone.
+//!
+//! It opens `--viewers` WebSockets to one stream (one tokio task each, all
+//! on this process's runtime), says `hello` listing only `image/jpeg`, and
+//! acks every frame as soon as it arrives; the last `--slow` viewers instead
+//! ack `--ack-delay-ms` later, like a viewer on a slow link. Once every
+//! viewer has its `config`, it waits `--warmup` seconds and then measures
+//! for `--duration` seconds: frames, bytes and publish→receive latency of
+//! frames that arrive inside that window.
+//!
+//! Latency of a frame = receive time (`SystemTime`, µs since the Unix epoch)
+//! − (`--created-unix-us` + the frame header's `timestamp_us`). The hub
+//! stamps `timestamp_us` from the stream's creation `Instant`; the
+//! orchestrator passes the wall-clock time it read just before
+//! `add_stream`, so every latency is overstated by the few µs between that
+//! read and the hub's `Instant::now()` (the orchestrator reports the bound).
+//! Both processes read the same system clock, so there is no skew between them.
+//!
+//! Talks to the orchestrator in JSON lines on stdout ([`ClientLine`]):
+//! `ready` (all connected), `start` and `end` (the window's edges, printed
+//! the moment they pass), `result`, or `error`. Then it waits for a line (or
+//! EOF) on stdin, closes every socket and exits.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context};
+use framehub::proto::envelope::{self, FrameHeader};
+use futures_util::{SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::hist::{Histogram, LatencySummary};
+use super::procfs;
+
+/// Options of the hidden `framehub bench-client` (set by `framehub bench`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ClientArgs {
+    /// The hub's address, `HOST:PORT`.
+    #[arg(long)]
+    pub addr: String,
+    /// The stream to view.
+    #[arg(long, default_value = "bench")]
+    pub stream: String,
+    /// Number of viewers (WebSockets).
+    #[arg(long, default_value_t = 1)]
+    pub viewers: usize,
+    /// How many of them (the last ones) ack late.
+    #[arg(long, default_value_t = 0)]
+    pub slow: usize,
+    /// How late the slow viewers ack, ms.
+    #[arg(long, default_value_t = 0)]
+    pub ack_delay_ms: u64,
+    /// Length of the measurement window, s.
+    #[arg(long)]
+    pub duration: f64,
+    /// Time between all viewers connected and the window's start, s.
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// Wall-clock time of the stream's creation, µs since the Unix epoch.
+    #[arg(long)]
+    pub created_unix_us: u64,
+}
+
+/// One line of the client's stdout.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum ClientLine {
+    /// Every viewer completed its handshake.
+    Ready {
+        /// Viewers connected.
+        viewers: usize,
+        /// Time to connect all of them, s.
+        connect_s: f64,
+    },
+    /// The measurement window starts now.
+    Start,
+    /// The measurement window ended now.
+    End,
+    /// What was measured.
+    Result(ClientResult),
+    /// The client gave up.
+    Error {
+        /// Why.
+        message: String,
+    },
+}
+
+/// What one viewer measured inside the window.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ViewerResult {
+    /// Index of the viewer, from 0.
+    pub id: usize,
+    /// Whether it acked late.
+    pub slow: bool,
+    /// Frames received.
+    pub frames: u64,
+    /// Bytes of the binary messages received (envelope header + image).
+    pub bytes: u64,
+    /// Frames per second.
+    pub fps: f64,
+    /// Its publish→receive latency.
+    pub latency: LatencySummary,
+    /// Why it stopped before it was told to, if it did.
+    pub ended_early: Option<String>,
+    /// The hub's id for this viewer (`config.session`), to match its metrics.
+    pub session: Option<u64>,
+}
+
+/// The client's measurements, printed as the `result` line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClientResult {
+    /// Length of the window, s.
+    pub window_s: f64,
+    /// One entry per viewer.
+    pub viewers: Vec<ViewerResult>,
+    /// Latency over every frame of the viewers that ack at once.
+    pub latency_fast: LatencySummary,
+    /// Latency over every frame of the slow viewers (empty without any).
+    pub latency_slow: LatencySummary,
+    /// Frames whose computed latency was negative (clock step; counted as 0).
+    pub negative_latency_samples: u64,
+    /// The client process's own CPU use over the window, % of one core.
+    pub client_cpu_pct: f64,
+}
+
+/// Prints one protocol line to stdout and flushes it.
+fn emit(line: &ClientLine) {
+    let text = serde_json::to_string(line).unwrap_or_else(|e| {
+        format!("{{\"phase\":\"error\",\"message\":\"cannot serialise a line: {e}\"}}")
+    });
+    let mut out = std::io::stdout().lock();
+    // A closed stdout means the orchestrator is gone: nothing left to tell.
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_unix_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Runs the load client; on failure prints an `error` line before returning the error.
+pub async fn run_client(args: ClientArgs) -> anyhow::Result<()> {
+    let result = client_main(args).await;
+    if let Err(e) = &result {
+        emit(&ClientLine::Error {
+            message: format!("{e:#}"),
+        });
+    }
+    result
+}
+
+/// What a viewer task hands back at the end of the window.
+struct Report {
+    id: usize,
+    slow: bool,
+    frames: u64,
+    bytes: u64,
+    negative: u64,
+    hist: Histogram,
+    ended_early: Option<String>,
+    session: Option<u64>,
+}
+
+async fn client_main(args: ClientArgs) -> anyhow::Result<()> {
+    if args.viewers == 0 || args.slow > args.viewers {
+        bail!("need 1 or more viewers and at most that many slow ones");
+    }
+    if !(args.duration > 0.0 && args.warmup >= 0.0) {
+        bail!("duration must be > 0 and warmup >= 0");
+    }
+    let url = format!("ws://{}/{}", args.addr, args.stream);
+    let n = args.viewers;
+    let (ready_tx, mut ready_rx) = mpsc::channel::<Result<(), String>>(n);
+    let (report_tx, mut report_rx) = mpsc::channel::<Report>(n);
+    let (window_tx, window_rx) = watch::channel::<Option<(Instant, Instant)>>(None);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let connect_start = Instant::now();
+    let mut tasks = Vec::with_capacity(n);
+    for id in 0..n {
+        let v = ViewerTask {
+            id,
+            url: url.clone(),
+            slow: id >= n - args.slow,
+            ack_delay: Duration::from_millis(args.ack_delay_ms),
+            created_unix_us: args.created_unix_us,
+        };
+        tasks.push(tokio::spawn(v.run(
+            ready_tx.clone(),
+            report_tx.clone(),
+            window_rx.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    drop((ready_tx, report_tx));
+
+    // Every viewer must be in before the clock starts (≈ 10 ms each is plenty on loopback).
+    let connect_deadline = Duration::from_secs(20) + Duration::from_millis(20 * n as u64);
+    for _ in 0..n {
+        match tokio::time::timeout_at((connect_start + connect_deadline).into(), ready_rx.recv())
+            .await
+        {
+            Ok(Some(Ok(()))) => {}
+            Ok(Some(Err(e))) => bail!("a viewer could not connect: {e}"),
+            Ok(None) => bail!("viewer tasks ended before connecting"),
+            Err(_) => bail!("viewers not connected within {connect_deadline:?}"),
+        }
+    }
+    emit(&ClientLine::Ready {
+        viewers: n,
+        connect_s: connect_start.elapsed().as_secs_f64(),
+    });
+
+    let t0 = Instant::now() + Duration::from_secs_f64(args.warmup);
+    let t1 = t0 + Duration::from_secs_f64(args.duration);
+    window_tx.send_replace(Some((t0, t1)));
+    tokio::time::sleep_until(t0.into()).await;
+    let cpu0 = procfs::process_cpu_s()?;
+    emit(&ClientLine::Start);
+    tokio::time::sleep_until(t1.into()).await;
+    let cpu1 = procfs::process_cpu_s()?;
+    emit(&ClientLine::End);
+
+    let mut reports = Vec::with_capacity(n);
+    let report_deadline = Instant::now() + Duration::from_secs(10);
+    while reports.len() < n {
+        match tokio::time::timeout_at(report_deadline.into(), report_rx.recv()).await {
+            Ok(Some(r)) => reports.push(r),
+            Ok(None) => bail!("{} viewer(s) ended without a report", n - reports.len()),
+            Err(_) => bail!("{} viewer(s) gave no report in 10 s", n - reports.len()),
+        }
+    }
+    reports.sort_by_key(|r| r.id);
+    let window_s = (t1 - t0).as_secs_f64();
+    let mut fast = Histogram::default();
+    let mut slow = Histogram::default();
+    let mut negative = 0;
+    let viewers = reports
+        .iter()
+        .map(|r| {
+            if r.slow { &mut slow } else { &mut fast }.merge(&r.hist);
+            negative += r.negative;
+            ViewerResult {
+                id: r.id,
+                slow: r.slow,
+                frames: r.frames,
+                bytes: r.bytes,
+                fps: r.frames as f64 / window_s,
+                latency: r.hist.summary(),
+                ended_early: r.ended_early.clone(),
+                session: r.session,
+            }
+        })
+        .collect();
+    emit(&ClientLine::Result(ClientResult {
+        window_s,
+        viewers,
+        latency_fast: fast.summary(),
+        latency_slow: slow.summary(),
+        negative_latency_samples: negative,
+        client_cpu_pct: (cpu1 - cpu0) / window_s * 100.0,
+    }));
+
+    // Keep the viewers acking until the orchestrator has read the hub's
+    // metrics and says stop (a line or EOF on stdin; 30 s at most). A plain
+    // thread, not tokio's stdin: a pending tokio stdin read would hold up
+    // the runtime's shutdown.
+    let (stdin_tx, stdin_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("stdin-wait".into())
+        .spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+            let _ = stdin_tx.send(());
+        })
+        .context("starting the stdin thread")?;
+    let _ = tokio::time::timeout(Duration::from_secs(30), stdin_rx).await;
+    stop_tx.send_replace(true);
+    let close_deadline = Instant::now() + Duration::from_secs(5);
+    for t in tasks {
+        let _ = tokio::time::timeout_at(close_deadline.into(), t).await;
+    }
+    Ok(())
+}
+
+/// One viewer: connection settings and what it measures.
+struct ViewerTask {
+    id: usize,
+    url: String,
+    slow: bool,
+    ack_delay: Duration,
+    created_unix_us: u64,
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn ack_message(seq: u64) -> Message {
+    Message::Text(
+        format!(r#"{{"type":"ack","seq":{seq},"decode_queue_size":0,"displayed":true}}"#).into(),
+    )
+}
+
+impl ViewerTask {
+    /// Connects and waits for `config`; returns the socket and the hub's session id.
+    async fn connect(&self) -> anyhow::Result<(Ws, Option<u64>)> {
+        // No Nagle: an ack must leave at once, it returns the hub's credit.
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async_with_config(self.url.as_str(), None, true)
+                .await
+                .with_context(|| format!("connecting to {}", self.url))?;
+        let hello = r#"{"type":"hello","supported":["image/jpeg"],"device_pixel_ratio":1.0}"#;
+        ws.send(Message::Text(hello.into()))
+            .await
+            .context("sending hello")?;
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let v: serde_json::Value =
+                        serde_json::from_str(t.as_str()).context("server sent bad JSON")?;
+                    if v["type"] == "config" {
+                        if v["transport"] != "image" {
+                            bail!("negotiated {} instead of image", v["transport"]);
+                        }
+                        return Ok((ws, v["session"].as_u64()));
+                    }
+                }
+                Some(Ok(Message::Close(f))) => {
+                    bail!("closed during handshake: {f:?}")
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(anyhow!(e).context("handshake")),
+                None => bail!("connection ended during handshake"),
+            }
+        }
+    }
+
+    /// The viewer's life: connect, ack frames, report at the window's end, close on stop.
+    async fn run(
+        self,
+        ready: mpsc::Sender<Result<(), String>>,
+        report: mpsc::Sender<Report>,
+        mut window_rx: watch::Receiver<Option<(Instant, Instant)>>,
+        mut stop_rx: watch::Receiver<bool>,
+    ) {
+        let connected = tokio::time::timeout(Duration::from_secs(15), self.connect()).await;
+        let (mut ws, session) = match connected {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                let _ = ready.send(Err(format!("viewer {}: {e:#}", self.id))).await;
+                return;
+            }
+            Err(_) => {
+                let _ = ready
+                    .send(Err(format!("viewer {}: handshake timed out", self.id)))
+                    .await;
+                return;
+            }
+        };
+        let _ = ready.send(Ok(())).await;
+        drop(ready);
+
+        let mut rep = Some(Report {
+            id: self.id,
+            slow: self.slow,
+            frames: 0,
+            bytes: 0,
+            negative: 0,
+            hist: Histogram::default(),
+            session,
+            ended_early: None,
+        });
+        let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        let mut window: Option<(Instant, Instant)> = *window_rx.borrow_and_update();
+        // Delayed acks: (when, seq), in arrival order; at most max_inflight long in practice.
+        let mut pending: VecDeque<(Instant, u64)> = VecDeque::new();
+        let mut ended: Option<String> = None;
+        loop {
+            let ack_due = pending.front().map_or(far, |p| p.0);
+            let window_end = window.map_or(far, |w| w.1);
+            tokio::select! {
+                r = stop_rx.changed() => {
+                    if r.is_err() || *stop_rx.borrow() {
+                        break;
+                    }
+                }
+                r = window_rx.changed(), if window.is_none() => {
+                    if r.is_err() {
+                        ended = Some("client stopped".into());
+                        break;
+                    }
+                    window = *window_rx.borrow_and_update();
+                }
+                _ = tokio::time::sleep_until(window_end.into()), if window.is_some() && rep.is_some() => {
+                    if let Some(r) = rep.take() {
+                        let _ = report.send(r).await;
+                    }
+                }
+                _ = tokio::time::sleep_until(ack_due.into()), if !pending.is_empty() => {
+                    let now = Instant::now();
+                    while let Some(&(due, seq)) = pending.front() {
+                        if due > now {
+                            break;
+                        }
+                        pending.pop_front();
+                        if let Err(e) = ws.send(ack_message(seq)).await {
+                            ended = Some(format!("sending an ack: {e}"));
+                            break;
+                        }
+                    }
+                    if ended.is_some() {
+                        break;
+                    }
+                }
+                msg = ws.next() => match msg {
+                    Some(Ok(Message::Binary(b))) => {
+                        let at = Instant::now();
+                        let at_unix = now_unix_us();
+                        let (seq, ts) = match envelope::parse(&b) {
+                            Ok((FrameHeader::ImageFrame { seq, timestamp_us, .. }, _))
+                            | Ok((FrameHeader::VideoChunk { seq, timestamp_us, .. }, _)) => (seq, timestamp_us),
+                            Err(e) => {
+                                ended = Some(format!("bad envelope: {e}"));
+                                break;
+                            }
+                        };
+                        if let (Some(r), Some((t0, t1))) = (rep.as_mut(), window) {
+                            if at >= t0 && at < t1 {
+                                r.frames += 1;
+                                r.bytes += b.len() as u64;
+                                let published = self.created_unix_us.saturating_add(ts);
+                                if at_unix < published {
+                                    r.negative += 1;
+                                }
+                                r.hist.record(at_unix.saturating_sub(published));
+                            }
+                        }
+                        if self.slow && !self.ack_delay.is_zero() {
+                            pending.push_back((at + self.ack_delay, seq));
+                        } else if let Err(e) = ws.send(ack_message(seq)).await {
+                            ended = Some(format!("sending an ack: {e}"));
+                            break;
+                        }
+                    }
+                    Some(Ok(Message::Close(f))) => {
+                        ended = Some(format!("closed by the hub: {f:?}"));
+                        break;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        ended = Some(format!("socket error: {e}"));
+                        break;
+                    }
+                    None => {
+                        ended = Some("connection ended".into());
+                        break;
+                    }
+                },
+            }
+        }
+        if let Some(mut r) = rep.take() {
+            r.ended_early = ended.clone();
+            let _ = report.send(r).await;
+        }
+        drop(report);
+        if ended.is_none() {
+            // Told to stop: close politely and wait for the hub's close reply (bounded).
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                let _ = ws.close(None).await;
+                while let Some(Ok(_)) = ws.next().await {}
+            })
+            .await;
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! Test pictures for the publisher: RGBA8, tightly packed, made once per
+//! scenario so that publishing costs only the hub's own copy.
+//!
+//! * [`Picture::Natural`]: what a camera or a 3D view looks like to a JPEG
+//!   encoder: smooth gradients, a few soft-edged shapes and per-pixel noise
+//!   (±6 levels, like sensor noise), so every 8×8 block has detail.
+//! * [`Picture::Ui`]: what a desktop or a web app looks like: flat colours,
+//!   panels with 1-px borders, and rows of dark "word" blocks that stand in
+//!   for text (hard edges, which JPEG handles worst per byte but encodes fast).
+//!
+//! Each `seed` gives a different picture (shapes move, noise changes, text
+//! scrolls), so a cycle of them makes every publish a new frame.
+
+use std::fmt;
+
+/// Which kind of picture to publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Picture {
+    /// Gradients, shapes and noise (camera- or render-like).
+    Natural,
+    /// Flat colours, panels, text-like blocks (desktop-like).
+    Ui,
+}
+
+impl fmt::Display for Picture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Picture::Natural => "natural",
+            Picture::Ui => "ui",
+        })
+    }
+}
+
+/// A small, fast, deterministic PRNG (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in `0..n` (n > 0).
+    fn below(&mut self, n: u32) -> u32 {
+        (((self.next() >> 32) * u64::from(n)) >> 32) as u32
+    }
+}
+
+/// Makes `count` distinct `width` × `height` RGBA pictures of `kind`.
+pub fn generate(kind: Picture, width: u32, height: u32, count: usize) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|seed| match kind {
+            Picture::Natural => natural(width, height, seed as u64),
+            Picture::Ui => ui(width, height, seed as u64),
+        })
+        .collect()
+}
+
+fn clamp_u8(v: i32) -> u8 {
+    v.clamp(0, 255) as u8
+}
+
+fn natural(w: u32, h: u32, seed: u64) -> Vec<u8> {
+    let (wf, hf) = (w as f32, h as f32);
+    let phase = seed as f32 * 0.7;
+    // Base: two crossing gradients and a slow wave (sky/ground-like).
+    let mut px = vec![0u8; w as usize * h as usize * 4];
+    // Precompute the wave per column: sin per pixel would dominate the run time.
+    let wave: Vec<f32> = (0..w)
+        .map(|x| (x as f32 / wf * 6.0 + phase).sin())
+        .collect();
+    for y in 0..h {
+        let fy = y as f32 / hf;
+        for x in 0..w {
+            let fx = x as f32 / wf;
+            let i = (y as usize * w as usize + x as usize) * 4;
+            let s = wave[x as usize] * (1.0 - fy);
+            px[i] = clamp_u8((60.0 + 150.0 * fx + 30.0 * s) as i32);
+            px[i + 1] = clamp_u8((90.0 + 100.0 * fy + 40.0 * s) as i32);
+            px[i + 2] = clamp_u8((200.0 - 120.0 * fy + 25.0 * s) as i32);
+            px[i + 3] = 255;
+        }
+    }
+    // Shapes: soft-edged discs and a few boxes, placed by seed.
+    let mut rng = Rng::new(seed + 1);
+    let unit = w.min(h) as f32;
+    for _ in 0..12 {
+        let cx = rng.below(w) as f32;
+        let cy = rng.below(h) as f32;
+        let r = unit * (0.03 + rng.below(100) as f32 / 100.0 * 0.12);
+        let col = [
+            rng.below(256) as f32,
+            rng.below(256) as f32,
+            rng.below(256) as f32,
+        ];
+        let (x0, x1) = (
+            (cx - r - 2.0).max(0.0) as u32,
+            ((cx + r + 2.0) as u32).min(w),
+        );
+        let (y0, y1) = (
+            (cy - r - 2.0).max(0.0) as u32,
+            ((cy + r + 2.0) as u32).min(h),
+        );
+        for y in y0..y1 {
+            for x in x0..x1 {
+                let d = ((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)).sqrt();
+                // Coverage falls from 1 to 0 over 2 px at the edge, with shading towards the rim.
+                let a = ((r - d) / 2.0).clamp(0.0, 1.0) * (1.0 - 0.4 * (d / r).min(1.0));
+                if a > 0.0 {
+                    let i = (y as usize * w as usize + x as usize) * 4;
+                    for c in 0..3 {
+                        px[i + c] = (px[i + c] as f32 * (1.0 - a) + col[c] * a) as u8;
+                    }
+                }
+            }
+        }
+    }
+    for _ in 0..5 {
+        let bw = unit as u32 / 10 + rng.below(unit as u32 / 5);
+        let bh = unit as u32 / 12 + rng.below(unit as u32 / 6);
+        let x0 = rng.below(w.saturating_sub(bw).max(1));
+        let y0 = rng.below(h.saturating_sub(bh).max(1));
+        let col = [
+            rng.below(256) as u8,
+            rng.below(256) as u8,
+            rng.below(256) as u8,
+        ];
+        for y in y0..(y0 + bh).min(h) {
+            for x in x0..(x0 + bw).min(w) {
+                let i = (y as usize * w as usize + x as usize) * 4;
+                // A vertical shade across the box.
+                let shade = 1.0 - 0.3 * (y - y0) as f32 / bh as f32;
+                for c in 0..3 {
+                    px[i + c] = (col[c] as f32 * shade) as u8;
+                }
+            }
+        }
+    }
+    // Noise last, on everything, like a sensor's.
+    let mut rng = Rng::new(seed.wrapping_mul(7919) + 17);
+    for p in px.chunks_exact_mut(4) {
+        let n = rng.next();
+        for (c, v) in p.iter_mut().take(3).enumerate() {
+            let d = ((n >> (c * 8)) & 0xFF) as i32 % 13 - 6;
+            *v = clamp_u8(i32::from(*v) + d);
+        }
+    }
+    px
+}
+
+fn fill(px: &mut [u8], w: u32, h: u32, rect: (u32, u32, u32, u32), col: [u8; 3]) {
+    let (x0, y0, rw, rh) = rect;
+    for y in y0.min(h)..(y0 + rh).min(h) {
+        let row = y as usize * w as usize * 4;
+        for x in x0.min(w)..(x0 + rw).min(w) {
+            let i = row + x as usize * 4;
+            px[i..i + 3].copy_from_slice(&col);
+        }
+    }
+}
+
+fn ui(w: u32, h: u32, seed: u64) -> Vec<u8> {
+    let mut px = vec![255u8; w as usize * h as usize * 4];
+    fill(&mut px, w, h, (0, 0, w, h), [243, 244, 246]);
+    // Scale with the picture so the quick sizes look alike.
+    let s = (h / 180).max(1);
+    let bar = 8 * s;
+    fill(&mut px, w, h, (0, 0, w, bar), [32, 36, 44]);
+    // A status light in the title bar that moves with the seed: every seed differs, at any size.
+    fill(
+        &mut px,
+        w,
+        h,
+        (
+            w / 2 + (seed as u32 * 5 * s) % (w / 3).max(1),
+            2 * s,
+            6 * s,
+            4 * s,
+        ),
+        [250, 204, 21],
+    );
+    let side = w / 5;
+    fill(
+        &mut px,
+        w,
+        h,
+        (0, bar, side, h.saturating_sub(bar)),
+        [226, 229, 234],
+    );
+    fill(
+        &mut px,
+        w,
+        h,
+        (side, bar, 1, h.saturating_sub(bar)),
+        [190, 194, 200],
+    );
+    let mut rng = Rng::new(seed * 31 + 5);
+    // Sidebar entries, one highlighted (moves with the seed).
+    let line = 3 * s + 2;
+    let hl = (seed as u32 * 3) % 12;
+    for k in 0..(h.saturating_sub(bar) / (line * 2)).min(40) {
+        let y = bar + 2 * s + k * line * 2;
+        if k == hl {
+            fill(
+                &mut px,
+                w,
+                h,
+                (0, y.saturating_sub(s), side, line + 2 * s),
+                [59, 130, 246],
+            );
+        }
+        let len = side / 3 + rng.below(side / 2);
+        fill(
+            &mut px,
+            w,
+            h,
+            (3 * s, y, len.min(side.saturating_sub(6 * s)), line - 1),
+            [70, 74, 84],
+        );
+    }
+    // Two content panels with borders, filled with lines of "words".
+    let content_x = side + 4 * s;
+    let panel_w = w.saturating_sub(content_x + 4 * s);
+    let scroll = (seed as u32 * 7 * s) % (line * 4);
+    let ph = (h.saturating_sub(bar) / 2).saturating_sub(6 * s);
+    for (p, (py, ph)) in [(bar + 4 * s, ph), ((h + bar) / 2 + 2 * s, ph)]
+        .into_iter()
+        .enumerate()
+    {
+        fill(
+            &mut px,
+            w,
+            h,
+            (content_x - 1, py - 1, panel_w + 2, ph + 2),
+            [200, 204, 210],
+        );
+        fill(&mut px, w, h, (content_x, py, panel_w, ph), [255, 255, 255]);
+        if p == 1 {
+            // A button.
+            fill(
+                &mut px,
+                w,
+                h,
+                (
+                    content_x + 4 * s,
+                    (py + ph).saturating_sub(8 * s),
+                    30 * s,
+                    6 * s,
+                ),
+                [16, 163, 127],
+            );
+        }
+        let mut y = py + 3 * s + scroll;
+        while y + line < (py + ph).saturating_sub(9 * s) {
+            let mut x = content_x + 4 * s;
+            let end = (content_x + panel_w).saturating_sub(4 * s + rng.below(panel_w / 4));
+            while x < end {
+                let word = 2 * s + rng.below(10 * s);
+                let col = if rng.below(12) == 0 {
+                    [37, 99, 235]
+                } else {
+                    [40, 42, 48]
+                };
+                fill(&mut px, w, h, (x, y, word.min(end - x), line - 1), col);
+                x += word + s + 1;
+            }
+            y += line + s + 1;
+        }
+    }
+    px
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pictures_are_distinct_and_sized() {
+        for kind in [Picture::Natural, Picture::Ui] {
+            for (w, h) in [(320, 180), (64, 36), (1280, 720)] {
+                let p = generate(kind, w, h, 3);
+                assert_eq!(p.len(), 3);
+                assert!(p.iter().all(|f| f.len() == (w * h * 4) as usize));
+                assert!(p[0] != p[1], "{kind} {w}x{h}: pictures 0 and 1 are equal");
+                assert!(p[1] != p[2], "{kind} {w}x{h}: pictures 1 and 2 are equal");
+            }
+        }
+    }
+}
