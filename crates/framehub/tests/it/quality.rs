@@ -149,3 +149,53 @@ async fn stills_can_be_turned_off_and_png_viewers_need_none() {
     assert!(p.recv_within(Duration::from_millis(600)).await.is_none());
     assert_eq!(lossless.still_count(), 0, "no lossy viewer, no still");
 }
+
+#[tokio::test]
+async fn hidden_viewers_get_nothing_stop_the_encoder_and_get_the_latest_frame_on_return() {
+    use framehub::{ImageFormat, OutputFormat};
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let stream = server
+        .add_stream("s", 64, 64, StreamConfig::default().still_after(None))
+        .unwrap();
+    let mut c = Client::open(addr, "/s", &["image/jpeg"]).await;
+    stream
+        .publish(Frame::rgba(64, 64, pattern(64, 64, 0)))
+        .unwrap();
+    let (h, _) = c.recv_frame().await;
+    c.ack(h.seq()).await;
+    c.send_json(serde_json::json!({"type":"visibility","visible":false}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let jpeg = OutputFormat::Image(ImageFormat::Jpeg);
+    let before = stream.encode_count(jpeg);
+    for i in 1..=10 {
+        stream
+            .publish(Frame::rgba(64, 64, pattern(64, 64, i % 4)))
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        c.recv_within(Duration::from_millis(200)).await.is_none(),
+        "a hidden viewer is sent nothing"
+    );
+    assert_eq!(
+        stream.encode_count(jpeg),
+        before,
+        "no visible viewer: nothing is encoded"
+    );
+    c.send_json(serde_json::json!({"type":"visibility","visible":true}))
+        .await;
+    let (h, payload) = c.recv_frame().await;
+    assert_eq!(h.seq(), 1);
+    let img = turbojpeg::decompress(&payload, turbojpeg::PixelFormat::RGBA).unwrap();
+    assert!(
+        mean_abs_diff(&img.pixels, &pattern(64, 64, 10 % 4)) < 6.0,
+        "the latest frame at once"
+    );
+    assert_eq!(
+        stream.encode_count(jpeg),
+        before + 1,
+        "one encode, of the latest frame only"
+    );
+}
