@@ -1,0 +1,37 @@
+//! The `framehub._native` Python extension module: a thin PyO3 layer over
+//! the `framehub` crate. The Python package `framehub` (python/framehub/)
+//! wraps it into `serve()`, `serve_server()`, `Server`, `Display` and the
+//! synchronous façade `framehub.sync`.
+//!
+//! Each [`hub::Hub`] owns a tokio runtime (multi-threaded, 2 workers) and a
+//! `framehub::Server`; async Python calls are Rust futures spawned on that
+//! runtime whose outcome resolves an asyncio future through
+//! `loop.call_soon_threadsafe` ([`bridge`]). Frames are copied once, without
+//! the GIL ([`stream::Stream`]'s `publish`). Errors map to the
+//! `framehub.FramehubError` hierarchy in one function ([`error::to_py`]);
+//! stream settings map from keyword arguments in one function
+//! ([`config::stream_config`]).
+
+#![deny(missing_docs)]
+
+mod auth;
+mod bridge;
+mod config;
+mod convert;
+mod error;
+mod hub;
+mod stream;
+
+use pyo3::prelude::*;
+
+/// The extension module.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<hub::Hub>()?;
+    m.add_class::<stream::Stream>()?;
+    m.add_class::<stream::InputEvent>()?;
+    m.add_class::<auth::AuthContext>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("STREAM_SETTINGS", config::KEYWORDS.to_vec())?;
+    Ok(())
+}

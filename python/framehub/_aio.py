@@ -1,0 +1,128 @@
+"""The asyncio API: ``serve()``, ``serve_server()``, ``Server``, ``Display``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from . import _native
+from ._base import ServerBase, StreamBase, check_address
+
+if TYPE_CHECKING:
+    from ._native import InputEvent
+
+__all__ = ["Display", "Server", "serve", "serve_server"]
+
+
+class Display(StreamBase["Server"]):
+    """One stream of a hub (what ``serve()`` and ``Server.add_stream()`` return)."""
+
+    async def events(self) -> AsyncIterator[InputEvent]:
+        """The viewers' input events as they arrive; ends when the stream
+        is removed or the hub closes."""
+        loop = asyncio.get_running_loop()
+        native = self._native
+        while True:
+            events = native.poll_events()
+            if events:
+                for ev in events:
+                    yield ev
+                continue
+            if not await native.wait_event_async(loop):
+                for ev in native.poll_events():
+                    yield ev
+                return
+
+    async def aclose(self) -> None:
+        """Closes the whole hub for the display ``serve()`` returned; removes
+        just this stream for one from ``add_stream()``. Idempotent."""
+        if self._owns_server:
+            await self._server.aclose()
+        elif not self._server.closed and self.name in self._server.streams:
+            self._server.remove_stream(self.name)
+
+    async def __aenter__(self) -> Display:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class Server(ServerBase[Display]):
+    """A framehub hub (what ``serve_server()`` returns): named streams on one port."""
+
+    _display_cls = Display
+
+    async def aclose(self) -> None:
+        """Stops the listener and disconnects every viewer of every stream
+        (close code 1001); the hub's threads stop. Idempotent."""
+        if self._hub.runtime_running:
+            await self._hub.close_async(asyncio.get_running_loop())
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+async def serve_server(
+    *, host: str = "127.0.0.1", port: int = 8765, origins: str | Iterable[str] | None = None
+) -> Server:
+    """Starts a hub with no stream yet, listening on ``host:port`` (port 0
+    picks a free one: see ``server.port``). Add streams with ``add_stream``.
+
+    ``origins``: which web pages may open viewers (checked against the
+    WebSocket upgrade's ``Origin`` header, HTTP 403 otherwise; clients that
+    send no ``Origin``, like scripts, always pass). None: same-origin pages,
+    and loopback pages when listening on loopback; ``"*"``: any page; a list
+    such as ``["https://app.example.com"]``: those and same-origin pages.
+
+    Raises ``OSError`` when the address cannot be bound (port in use),
+    ``TypeError``/``ValueError`` for bad ``origins``.
+    """
+    check_address(host, port)
+    loop = asyncio.get_running_loop()
+    hub = _native.Hub(loop, origins)
+    try:
+        await hub.listen_async(loop, host, port)
+    except OSError as e:
+        hub.close()
+        raise OSError(e.errno, f"cannot listen on {host}:{port}: {e.strerror}") from None
+    except BaseException:
+        hub.close()
+        raise
+    return Server(hub, host)
+
+
+async def serve(
+    width: int, height: int, *, host: str = "127.0.0.1", port: int = 8765, **config: Any
+) -> Display:
+    """Starts a hub with one ``width`` x ``height`` stream named ``default``
+    (browsers connecting to ``ws://HOST:PORT/`` land on it) and returns its
+    display. ``display.server`` reaches the hub; ``await display.aclose()``
+    closes it all. ``config``: the stream settings of ``Server.add_stream``.
+
+    Raises ``OSError`` when the port is in use, ``TypeError`` for an unknown
+    setting, ``NotImplementedError`` for a feature not available yet.
+    """
+    server = await serve_server(host=host, port=port)
+    try:
+        display = server._add_stream("default", width, height, config, "serve")
+    except BaseException:
+        await server.aclose()
+        raise
+    display._owns_server = True
+    return display

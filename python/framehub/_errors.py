@@ -1,0 +1,36 @@
+"""The exceptions of framehub (raised by the Rust extension through one mapping)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "FramehubError",
+    "StreamExistsError",
+    "InvalidFrameError",
+    "InvalidNameError",
+    "UnknownStreamError",
+    "ClosedError",
+]
+
+
+class FramehubError(Exception):
+    """Base class of framehub's own errors (I/O errors are plain ``OSError``)."""
+
+
+class StreamExistsError(FramehubError):
+    """``add_stream`` with a name already in use."""
+
+
+class InvalidFrameError(FramehubError, ValueError):
+    """A frame (or stream size) of the wrong shape or layout."""
+
+
+class InvalidNameError(FramehubError, ValueError):
+    """A stream name outside ``[A-Za-z0-9._-]{1,64}``, or reserved."""
+
+
+class UnknownStreamError(FramehubError, LookupError):
+    """No stream of that name."""
+
+
+class ClosedError(FramehubError):
+    """The stream was removed or the hub closed."""

@@ -1,0 +1,144 @@
+"""Input events: from a viewer's WebSocket to poll_events() and events()."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+import framehub
+from helpers import open_viewer, wait_events
+
+
+async def test_poll_events_gives_the_event_with_its_viewer_and_time() -> None:
+    display = await framehub.serve(64, 48, port=0)
+    try:
+        viewer = await open_viewer(display.ws_url)
+        await viewer.send_event({"event_type": "pointer_down", "x": 1, "y": 2, "button": 1})
+        [ev] = await wait_events(display, 1)
+        assert isinstance(ev, framehub.InputEvent)
+        assert ev.client_id == viewer.session
+        assert ev.principal is None
+        assert isinstance(ev.received_us, int) and ev.received_us > 0
+        assert ev.event_type == "pointer_down"
+        # Exactly the JSON the Rust InputEvent serialises to (defaults filled in).
+        assert ev.event == {
+            "event_type": "pointer_down",
+            "x": 1.0,
+            "y": 2.0,
+            "inside": True,
+            "pixel_ratio": 1.0,
+            "button": 1,
+            "buttons": [],
+            "modifiers": [],
+            "timestamp": 0.0,
+        }
+        assert "pointer_down" in repr(ev)
+        assert display.poll_events() == []
+        await viewer.close()
+    finally:
+        await display.aclose()
+
+
+async def test_events_async_iterator_yields_in_order_and_ends_on_close() -> None:
+    display = await framehub.serve(64, 48, port=0)
+    viewer = await open_viewer(display.ws_url)
+    got: list[framehub.InputEvent] = []
+
+    async def consume() -> None:
+        async for ev in display.events():
+            got.append(ev)
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.05)
+    await viewer.send_event(
+        {"event_type": "wheel", "x": 5, "y": 6, "dx": 0, "dy": -48, "modifiers": ["Shift"]}
+    )
+    await viewer.send_event({"event_type": "key_down", "key": "r", "code": "KeyR"})
+    await viewer.ws.send(
+        json.dumps(
+            {"type": "set_viewport", "width": 320, "height": 200, "pwidth": 640, "pheight": 400, "ratio": 2}
+        )
+    )
+    for _ in range(500):
+        if len(got) >= 3:
+            break
+        await asyncio.sleep(0.01)
+    kinds = [ev.event["event_type"] for ev in got]
+    assert kinds == ["wheel", "key_down", "resize"], kinds
+    wheel, key, resize = got
+    assert wheel.event["dy"] == -48.0 and wheel.event["modifiers"] == ["Shift"]
+    assert key.event["key"] == "r" and key.event["code"] == "KeyR"
+    assert resize.event["pwidth"] == 640 and resize.event["ratio"] == 2.0
+    assert all(ev.client_id == viewer.session for ev in got)
+    assert [ev.received_us for ev in got] == sorted(ev.received_us for ev in got)
+
+    await display.aclose()
+    await asyncio.wait_for(task, 5)  # the iterator ends when the hub closes
+
+
+async def test_a_cancelled_wait_loses_no_event() -> None:
+    display = await framehub.serve(64, 48, port=0)
+    try:
+        viewer = await open_viewer(display.ws_url)
+        it = display.events().__aiter__()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(it.__anext__(), 0.1)
+        await viewer.send_event({"event_type": "pointer_move", "x": 3, "y": 4})
+        await viewer.send_event({"event_type": "pointer_move", "x": 5, "y": 6})
+        got = await wait_events(display, 2)
+        assert [(e.event["x"], e.event["y"]) for e in got] == [(3.0, 4.0), (5.0, 6.0)]
+        # And a fresh iterator still works.
+        await viewer.send_event({"event_type": "pointer_up", "x": 7, "y": 8, "button": 1})
+        ev = await asyncio.wait_for(display.events().__anext__(), 5)
+        assert ev.event["event_type"] == "pointer_up"
+        await viewer.close()
+    finally:
+        await display.aclose()
+
+
+async def test_invalid_events_are_dropped_not_delivered() -> None:
+    display = await framehub.serve(64, 48, port=0)
+    try:
+        viewer = await open_viewer(display.ws_url)
+        await viewer.send_event({"event_type": "explode"})
+        await viewer.send_event({"event_type": "pointer_move", "x": 1e300, "y": 0})
+        await viewer.send_event({"event_type": "pointer_move", "x": 9, "y": 9})
+        [ev] = await wait_events(display, 1)
+        assert ev.event["x"] == 9.0
+        await asyncio.sleep(0.1)
+        assert display.poll_events() == []
+        await viewer.close()
+    finally:
+        await display.aclose()
+
+
+async def test_input_none_delivers_nothing() -> None:
+    display = await framehub.serve(64, 48, port=0, input="none")
+    try:
+        viewer = await open_viewer(display.ws_url)
+        await viewer.send_event({"event_type": "pointer_move", "x": 1, "y": 1})
+        await asyncio.sleep(0.3)
+        assert display.poll_events() == []
+        await viewer.close()
+    finally:
+        await display.aclose()
+
+
+async def test_events_from_two_viewers_carry_their_ids() -> None:
+    display = await framehub.serve(64, 48, port=0)
+    try:
+        a = await open_viewer(display.ws_url)
+        b = await open_viewer(display.ws_url)
+        assert a.session != b.session
+        await a.send_event({"event_type": "pointer_move", "x": 1, "y": 1})
+        await b.send_event({"event_type": "pointer_move", "x": 2, "y": 2})
+        got = await wait_events(display, 2)
+        by_x = {ev.event["x"]: ev.client_id for ev in got}
+        assert by_x == {1.0: a.session, 2.0: b.session}
+        assert display.client_count == 2
+        await a.close()
+        await b.close()
+    finally:
+        await display.aclose()
