@@ -66,7 +66,21 @@ pub struct SessionConfig {
     pub height: u32,
     /// Whether this viewer's input is delivered at first.
     pub controller: bool,
+    /// Sustained input events per second allowed (token bucket refill rate).
+    pub events_per_second: f64,
+    /// Events allowed in a burst above the sustained rate (bucket size).
+    pub event_burst: f64,
+    /// Close a viewer that acked nothing for this long while frames were sent to it.
+    pub idle_timeout: Duration,
 }
+
+/// Default sustained event rate per viewer (a browser client coalesces
+/// pointer moves and wheel to one per animation frame, ~60/s).
+pub const DEFAULT_EVENTS_PER_SECOND: f64 = 200.0;
+/// Default event burst per viewer.
+pub const DEFAULT_EVENT_BURST: f64 = 400.0;
+/// Default idle timeout: no ack for this long while frames are pending closes the viewer.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl SessionConfig {
     /// A configuration with the spec's defaults for the given stream.
@@ -89,6 +103,9 @@ impl SessionConfig {
             width,
             height,
             controller: true,
+            events_per_second: DEFAULT_EVENTS_PER_SECOND,
+            event_burst: DEFAULT_EVENT_BURST,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
@@ -340,6 +357,13 @@ pub struct Session {
     bytes_sent: u64,
     events_dropped: u64,
     unknown_messages: u64,
+    /// Token bucket of the event rate limit: tokens left, and when it was last refilled.
+    event_tokens: f64,
+    event_refill: Instant,
+    /// The last ack, or the handshake when there was none yet.
+    last_ack: Instant,
+    /// Frames were sent since the last ack (the idle timer runs only then).
+    sent_since_ack: bool,
 }
 
 /// Longest reason allowed in a close frame (RFC 6455 §5.5: 125-byte control payload − 2-byte code).
@@ -362,6 +386,7 @@ impl Session {
         cfg.max_inflight = cfg.max_inflight.clamp(1, 16);
         let deadline = now + cfg.hello_timeout;
         let controller = cfg.controller;
+        let event_tokens = cfg.event_burst;
         Session {
             cfg,
             state: State::AwaitingHello { deadline },
@@ -396,6 +421,27 @@ impl Session {
             bytes_sent: 0,
             events_dropped: 0,
             unknown_messages: 0,
+            event_tokens,
+            event_refill: now,
+            last_ack: now,
+            sent_since_ack: false,
+        }
+    }
+
+    /// Takes one token from the event bucket; false when the viewer sends
+    /// events faster than `events_per_second` beyond its burst.
+    fn take_event_token(&mut self, now: Instant) -> bool {
+        let dt = now
+            .saturating_duration_since(self.event_refill)
+            .as_secs_f64();
+        self.event_refill = now;
+        self.event_tokens =
+            (self.event_tokens + dt * self.cfg.events_per_second).min(self.cfg.event_burst);
+        if self.event_tokens >= 1.0 {
+            self.event_tokens -= 1.0;
+            true
+        } else {
+            false
         }
     }
 
@@ -483,7 +529,7 @@ impl Session {
 
     /// Feeds one parsed message from the viewer.
     pub fn handle_message(&mut self, now: Instant, msg: ClientMessage) {
-        match (&self.state, msg) {
+        match (self.state.clone(), msg) {
             (State::Closed, _) => {}
             (State::AwaitingHello { .. }, ClientMessage::Hello(h)) => {
                 self.pixel_ratio = h.device_pixel_ratio;
@@ -499,6 +545,11 @@ impl Session {
             (_, ClientMessage::Ack(ack)) => self.handle_ack(now, ack),
             (_, ClientMessage::RequestKeyframe { .. }) => self.want_keyframe(now, false),
             (_, ClientMessage::DecoderReset) => self.want_keyframe(now, true),
+            (_, ClientMessage::Event(_)) | (_, ClientMessage::SetViewport(_))
+                if !self.take_event_token(now) =>
+            {
+                self.close(close_code::POLICY, "rate limit: too many events")
+            }
             (_, ClientMessage::Event(v)) => match InputEvent::from_json(v) {
                 Ok(ev) => self.deliver(now, ev),
                 Err(_) => self.events_dropped += 1,
@@ -635,6 +686,8 @@ impl Session {
         if let Some(q) = ack.decode_queue_size {
             self.decode_queue_size = q;
         }
+        self.last_ack = now;
+        self.sent_since_ack = false;
         // Acks arrive in order over TCP; an ack of `seq` also settles older frames.
         let Some(pos) = self.inflight.iter().position(|f| f.seq == ack.seq) else {
             return;
@@ -718,6 +771,10 @@ impl Session {
             State::Closed => return,
             _ => {}
         }
+        if self.is_open() && self.sent_since_ack && now >= self.last_ack + self.cfg.idle_timeout {
+            let secs = self.cfg.idle_timeout.as_secs();
+            return self.close(close_code::POLICY, format!("idle: no ack for {secs} s"));
+        }
         let timeout = self.cfg.inflight_timeout;
         let before = self.inflight.len();
         self.inflight
@@ -747,6 +804,9 @@ impl Session {
         }
         if let Some(s) = self.next_stats {
             earliest(s);
+        }
+        if self.sent_since_ack {
+            earliest(self.last_ack + self.cfg.idle_timeout);
         }
         t
     }
@@ -781,6 +841,11 @@ impl Session {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.inflight.push_back(Inflight { seq, sent_at: now });
+        if !self.sent_since_ack {
+            // The idle clock starts at the first unacked frame.
+            self.sent_since_ack = true;
+            self.last_ack = now;
+        }
         self.frames_sent += 1;
         if matches!(frame.kind, FrameKind::Video { keyframe: true, .. }) {
             self.keyframes_sent += 1;
@@ -1179,6 +1244,70 @@ mod tests {
             drain(&mut s, t0).is_empty(),
             "a closed session sends nothing"
         );
+    }
+
+    #[test]
+    fn events_beyond_the_rate_and_burst_close_1008() {
+        let t0 = Instant::now();
+        let mut cfg = SessionConfig::new(1, "x", Offer::default(), 1, 1);
+        cfg.events_per_second = 10.0;
+        cfg.event_burst = 5.0;
+        let mut s = Session::new(t0, cfg);
+        s.handle_text(t0, HELLO);
+        drain(&mut s, t0);
+        s.handle_auth(t0, Ok(None));
+        drain(&mut s, t0);
+        let ev = r#"{"type":"event","event":{"event_type":"key_down","key":"a"}}"#;
+        for _ in 0..5 {
+            s.handle_text(t0, ev);
+        }
+        assert_eq!(drain(&mut s, t0).len(), 5, "the burst passes");
+        // Sustained at the rate: one every 100 ms passes.
+        for i in 1..=20 {
+            let t = t0 + Duration::from_millis(100 * i);
+            s.handle_text(t, ev);
+            assert!(
+                matches!(drain(&mut s, t).as_slice(), [Output::Event { .. }]),
+                "event {i}"
+            );
+        }
+        let t = t0 + Duration::from_millis(2000);
+        for _ in 0..3 {
+            s.handle_text(t, ev);
+        }
+        let out = drain(&mut s, t);
+        assert!(
+            matches!(out.last(), Some(Output::Close { code: 1008, reason }) if reason.contains("rate")),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn a_viewer_that_never_acks_is_closed_after_the_idle_timeout() {
+        let (mut s, t0) = open();
+        let t1 = t0 + Duration::from_secs(10);
+        s.handle_frame(t1, img(1));
+        drain(&mut s, t1);
+        // Frames keep coming (in-flight ones are forgotten every 2 s), no ack ever.
+        let mut t = t1;
+        for id in 2..20 {
+            t += Duration::from_secs(2);
+            s.handle_timeout(t);
+            s.handle_frame(t, img(id));
+            let out = drain(&mut s, t);
+            if t < t1 + DEFAULT_IDLE_TIMEOUT {
+                assert!(
+                    !out.iter().any(|o| matches!(o, Output::Close { .. })),
+                    "closed early at {:?}",
+                    t - t1
+                );
+            }
+        }
+        assert!(s.is_closed(), "idle for over 30 s with frames pending");
+        // An acking viewer is never idle, and one with nothing pending neither.
+        let (mut s, t0) = open();
+        s.handle_timeout(t0 + Duration::from_secs(100));
+        assert!(s.is_open(), "nothing sent, nothing to ack");
     }
 
     #[test]

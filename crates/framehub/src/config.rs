@@ -98,6 +98,14 @@ pub struct StreamConfig {
     pub event_queue: usize,
     /// Keep a bounded log of raw events for `/recorded-events`.
     pub record_events: bool,
+    /// Most viewers of this stream at once (more are closed with 1008).
+    pub max_viewers: usize,
+    /// Sustained input events per second per viewer; beyond it and its burst: close 1008.
+    pub events_per_second: f64,
+    /// Events per viewer allowed in a burst above the sustained rate.
+    pub event_burst: f64,
+    /// Close a viewer that acked nothing for this long while frames were sent (1008).
+    pub idle_timeout: Duration,
     /// Who may view (None: everyone).
     pub authenticate: Option<Authenticator>,
     /// Cookie read for a token when neither hello, query nor header has one.
@@ -120,6 +128,10 @@ impl Default for StreamConfig {
             stats_interval: None,
             event_queue: 1024,
             record_events: false,
+            max_viewers: 1000,
+            events_per_second: framehub_proto::session::DEFAULT_EVENTS_PER_SECOND,
+            event_burst: framehub_proto::session::DEFAULT_EVENT_BURST,
+            idle_timeout: framehub_proto::session::DEFAULT_IDLE_TIMEOUT,
             authenticate: None,
             token_cookie: None,
             input: InputPolicy::All,
@@ -141,6 +153,10 @@ impl fmt::Debug for StreamConfig {
             .field("stats_interval", &self.stats_interval)
             .field("event_queue", &self.event_queue)
             .field("record_events", &self.record_events)
+            .field("max_viewers", &self.max_viewers)
+            .field("events_per_second", &self.events_per_second)
+            .field("event_burst", &self.event_burst)
+            .field("idle_timeout", &self.idle_timeout)
             .field("authenticate", &self.authenticate.is_some())
             .field("input", &self.input)
             .finish()
@@ -229,6 +245,17 @@ pub struct ServerConfig {
     pub origins: Origins,
     /// Close a viewer whose socket accepts no data for this long.
     pub write_timeout: Duration,
+    /// Most bytes queued for one viewer's socket; a frame that does not fit
+    /// drops that viewer (credit keeps it far below this in normal use).
+    pub max_write_buffer: usize,
+    /// Close with 1008 when no `hello` arrives within this time.
+    pub hello_timeout: Duration,
+    /// Most WebSocket connections at once, all streams together (more are closed with 1008).
+    pub max_connections: usize,
+    /// Most connections from one remote address (None: no limit).
+    pub max_per_address: Option<usize>,
+    /// Whether loopback peers (a reverse proxy, benchmarks) are exempt from `max_per_address`.
+    pub exempt_loopback: bool,
     /// Largest WebSocket message read from a client, in bytes (larger ones close with 1009).
     pub max_message_size: usize,
 }
@@ -238,6 +265,11 @@ impl Default for ServerConfig {
         ServerConfig {
             origins: Origins::default(),
             write_timeout: Duration::from_secs(10),
+            max_write_buffer: 64 << 20,
+            hello_timeout: framehub_proto::session::DEFAULT_HELLO_TIMEOUT,
+            max_connections: 4096,
+            max_per_address: Some(64),
+            exempt_loopback: true,
             max_message_size: 1 << 20,
         }
     }

@@ -31,6 +31,7 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .route("/metrics", get(default_metrics))
         .route("/recorded-events", get(default_recorded))
         .route("/recorded-events/reset", get(default_recorded_reset))
+        .route("/_/metrics", get(hub_metrics))
         .route("/_/{file}", get(asset))
         .route("/", get(root))
         .route("/{name}", get(stream_path))
@@ -152,6 +153,29 @@ async fn default_recorded(State(inner): State<Arc<Inner>>) -> Response {
 
 async fn default_recorded_reset(State(inner): State<Arc<Inner>>) -> Response {
     recorded_of(&inner, "default", true)
+}
+
+#[derive(serde::Serialize)]
+struct HubMetrics {
+    connections: usize,
+    streams: usize,
+    /// Viewers the hub closed, by close code.
+    closes: BTreeMap<u16, u64>,
+    /// Viewers refused at admission, by limit.
+    refused: BTreeMap<&'static str, u64>,
+    /// Viewers dropped because their socket did not take a frame.
+    write_failures: u64,
+}
+
+async fn hub_metrics(State(inner): State<Arc<Inner>>) -> Json<HubMetrics> {
+    let (closes, refused) = inner.counters.snapshot();
+    Json(HubMetrics {
+        connections: inner.connections(),
+        streams: inner.streams_snapshot().len(),
+        closes,
+        refused,
+        write_failures: inner.counters.write_failures(),
+    })
 }
 
 async fn root(State(inner): State<Arc<Inner>>, req: Request) -> Response {
@@ -284,12 +308,24 @@ async fn ws_or_page(inner: Arc<Inner>, name: String, req: Request, page_name: &s
             let _ = socket.send(Message::Close(Some(frame))).await;
         });
     };
+    let admission = match inner.admit(&stream, conn.remote) {
+        Ok(a) => a,
+        Err(why) => {
+            return ws.on_upgrade(move |mut socket| async move {
+                let frame = CloseFrame {
+                    code: framehub_proto::close_code::POLICY,
+                    reason: why.into(),
+                };
+                let _ = socket.send(Message::Close(Some(frame))).await;
+            });
+        }
+    };
     let session_id = inner.next_session_id();
     let cfg = inner.cfg.clone();
     let shutdown = inner.shutdown.subscribe();
-    let live = inner.live_viewer();
+    let counters = Arc::clone(&inner.counters);
     ws.on_upgrade(move |socket| async move {
-        let _live = live;
-        viewer::run(socket, stream, session_id, conn, cfg, shutdown).await;
+        let _admission = admission;
+        viewer::run(socket, stream, session_id, conn, cfg, counters, shutdown).await;
     })
 }

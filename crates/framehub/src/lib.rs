@@ -48,7 +48,7 @@ pub use frame::Frame;
 pub use framehub_proto::{
     self as proto, event, ImageFormat, InputEvent, OutputFormat, Principal, SessionMetrics,
 };
-pub use server::{Server, ServerBuilder};
+pub use server::{HubCounters, Server, ServerBuilder};
 pub use stream::Stream;
 
 /// The default port of [`serve`] (pdum.rfb's).

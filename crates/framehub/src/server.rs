@@ -24,6 +24,73 @@ pub(crate) struct Inner {
     listener: Mutex<Option<JoinHandle<()>>>,
     live_viewers: AtomicUsize,
     viewers_gone: Notify,
+    per_address: Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+    pub counters: Arc<HubCounters>,
+}
+
+/// Hub-wide counts of refused and closed viewers (`GET /_/metrics`).
+#[derive(Debug, Default)]
+pub struct HubCounters {
+    closes: Mutex<BTreeMap<u16, u64>>,
+    refused: Mutex<BTreeMap<&'static str, u64>>,
+    write_failures: AtomicU64,
+}
+
+impl HubCounters {
+    /// Counts a viewer closed by the hub with `code`.
+    pub fn count_close(&self, code: u16) {
+        *lock(&self.closes).entry(code).or_insert(0) += 1;
+    }
+
+    /// Counts a viewer refused at admission for `why`.
+    pub fn count_refusal(&self, why: &'static str) {
+        *lock(&self.refused).entry(why).or_insert(0) += 1;
+    }
+
+    /// Counts a viewer dropped because its socket did not take a frame (write
+    /// buffer full, write timeout, connection reset).
+    pub fn count_write_failure(&self) {
+        self.write_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Viewers dropped on a failed write.
+    pub fn write_failures(&self) -> u64 {
+        self.write_failures.load(Ordering::Relaxed)
+    }
+
+    /// Closes by code, refusals by reason.
+    pub fn snapshot(&self) -> (BTreeMap<u16, u64>, BTreeMap<&'static str, u64>) {
+        (lock(&self.closes).clone(), lock(&self.refused).clone())
+    }
+}
+
+/// Why a viewer was not admitted (it is closed with 1008 and this reason).
+pub(crate) const TOO_MANY_CONNECTIONS: &str = "too many connections to this hub";
+/// See [`TOO_MANY_CONNECTIONS`].
+pub(crate) const TOO_MANY_VIEWERS: &str = "too many viewers of this stream";
+/// See [`TOO_MANY_CONNECTIONS`].
+pub(crate) const TOO_MANY_FROM_ADDRESS: &str = "too many connections from this address";
+
+/// A viewer's places in the hub's limits, released when it is dropped.
+pub(crate) struct Admission {
+    _live: LiveViewer,
+    address: Option<(Arc<Inner>, std::net::IpAddr)>,
+    stream: Arc<StreamShared>,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        if let Some((inner, ip)) = &self.address {
+            let mut map = lock(&inner.per_address);
+            if let Some(n) = map.get_mut(ip) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(ip);
+                }
+            }
+        }
+        self.stream.viewer_tasks.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Counts a running viewer task; dropped when the task ends.
@@ -67,6 +134,50 @@ impl Inner {
     pub fn live_viewer(self: &Arc<Self>) -> LiveViewer {
         self.live_viewers.fetch_add(1, Ordering::AcqRel);
         LiveViewer(Arc::clone(self))
+    }
+
+    /// Connections open now.
+    pub fn connections(&self) -> usize {
+        self.live_viewers.load(Ordering::Acquire)
+    }
+
+    /// Takes a place for a viewer of `stream` from `remote` within the hub's
+    /// limits, or says which limit refuses it (counted).
+    pub fn admit(
+        self: &Arc<Self>,
+        stream: &Arc<StreamShared>,
+        remote: Option<SocketAddr>,
+    ) -> Result<Admission, &'static str> {
+        let refuse = |why| {
+            self.counters.count_refusal(why);
+            Err(why)
+        };
+        if self.connections() >= self.cfg.max_connections {
+            return refuse(TOO_MANY_CONNECTIONS);
+        }
+        if stream.viewer_tasks.load(Ordering::Acquire) >= stream.cfg.max_viewers {
+            return refuse(TOO_MANY_VIEWERS);
+        }
+        let mut address = None;
+        if let (Some(limit), Some(remote)) = (self.cfg.max_per_address, remote) {
+            let ip = remote.ip();
+            if !(self.cfg.exempt_loopback && ip.is_loopback()) {
+                let mut map = lock(&self.per_address);
+                let n = map.entry(ip).or_insert(0);
+                if *n >= limit {
+                    drop(map);
+                    return refuse(TOO_MANY_FROM_ADDRESS);
+                }
+                *n += 1;
+                address = Some((Arc::clone(self), ip));
+            }
+        }
+        stream.viewer_tasks.fetch_add(1, Ordering::AcqRel);
+        Ok(Admission {
+            _live: self.live_viewer(),
+            address,
+            stream: Arc::clone(stream),
+        })
     }
 
     fn begin_shutdown(&self) {
@@ -133,6 +244,12 @@ impl ServerBuilder {
         self
     }
 
+    /// Replaces every hub setting at once (see [`ServerConfig`] for the defaults).
+    pub fn config(mut self, cfg: ServerConfig) -> Self {
+        self.cfg = cfg;
+        self
+    }
+
     /// A hub with no listener, for [`Server::router`] inside your own axum app.
     pub fn build(self) -> Server {
         Server::with_config(self.cfg)
@@ -171,6 +288,8 @@ impl Server {
             listener: Mutex::new(None),
             live_viewers: AtomicUsize::new(0),
             viewers_gone: Notify::new(),
+            per_address: Mutex::new(Default::default()),
+            counters: Arc::new(HubCounters::default()),
         });
         Server {
             _guard: Arc::new(CloseOnDrop(Arc::clone(&inner))),
@@ -320,6 +439,16 @@ impl Server {
             }
         };
         let _ = tokio::time::timeout(Duration::from_secs(2), wait).await;
+    }
+
+    /// Hub-wide counts of closed and refused viewers.
+    pub fn counters(&self) -> &HubCounters {
+        &self.inner.counters
+    }
+
+    /// Connections open now, all streams together.
+    pub fn connections(&self) -> usize {
+        self.inner.connections()
     }
 
     /// Whether `close` was called (or every handle dropped).

@@ -85,6 +85,8 @@ pub(crate) struct StreamShared {
     publish_times: Mutex<std::collections::VecDeque<Instant>>,
     /// Tells viewer tasks the stream is gone (removed or server closed).
     pub closed: watch::Sender<bool>,
+    /// Viewer connections of this stream, handshake done or not (for `max_viewers`).
+    pub viewer_tasks: std::sync::atomic::AtomicUsize,
 }
 
 /// Image formats every stream can encode.
@@ -156,6 +158,7 @@ impl StreamShared {
             published: AtomicU64::new(0),
             publish_times: Mutex::new(Default::default()),
             closed: watch::channel(false).0,
+            viewer_tasks: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 

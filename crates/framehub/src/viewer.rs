@@ -21,6 +21,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::config::{AuthContext, ServerConfig};
 use crate::events::{lock, ViewerEvent};
+use crate::server::HubCounters;
 use crate::stream::{Encoded, StreamShared, ViewerEntry};
 
 /// What the upgrade request told about the viewer.
@@ -100,6 +101,7 @@ pub(crate) async fn run<S, E>(
     session_id: u64,
     conn: ConnInfo,
     server_cfg: ServerConfig,
+    counters: Arc<HubCounters>,
     mut shutdown: watch::Receiver<bool>,
 ) where
     S: Sink<Message, Error = E> + Stream<Item = Result<Message, E>> + Unpin,
@@ -115,6 +117,10 @@ pub(crate) async fn run<S, E>(
     );
     cfg.max_inflight = stream.cfg.max_inflight;
     cfg.stats_interval = stream.cfg.stats_interval;
+    cfg.hello_timeout = server_cfg.hello_timeout;
+    cfg.events_per_second = stream.cfg.events_per_second;
+    cfg.event_burst = stream.cfg.event_burst;
+    cfg.idle_timeout = stream.cfg.idle_timeout;
     let mut session = Session::new(Instant::now(), cfg);
     let mut demand = Demand {
         stream: Arc::clone(&stream),
@@ -213,6 +219,7 @@ pub(crate) async fn run<S, E>(
                 }),
                 Output::RequestKeyframe => stream.request_keyframe(),
                 Output::Close { code, reason } => {
+                    counters.count_close(code);
                     if code == close_code::INTERNAL {
                         tracing::error!(session_id, %reason, "closing viewer on internal error");
                     } else {

@@ -6,6 +6,7 @@ mod common;
 mod events;
 mod flow;
 mod handshake;
+mod limits;
 #[path = "../support/picture.rs"]
 mod picture;
 mod quality;

@@ -1,0 +1,214 @@
+//! Each limit closes only the viewer that exceeds it, with the spec's code and a reason, and is counted.
+
+use std::time::{Duration, Instant};
+
+use framehub::{Frame, Server, ServerConfig, StreamConfig};
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+async fn hub_metrics(addr: std::net::SocketAddr) -> Value {
+    serde_json::from_str(&http_get(addr, "/_/metrics").await.1).unwrap()
+}
+
+#[tokio::test]
+async fn viewers_per_stream_and_connections_per_hub_are_bounded() {
+    let cfg = ServerConfig {
+        max_connections: 3,
+        ..ServerConfig::default()
+    };
+    let server = Server::builder()
+        .config(cfg)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    server
+        .add_stream(
+            "a",
+            8,
+            8,
+            StreamConfig {
+                max_viewers: 2,
+                ..StreamConfig::default()
+            },
+        )
+        .unwrap();
+    server
+        .add_stream("b", 8, 8, StreamConfig::default())
+        .unwrap();
+    let _a1 = Client::open(addr, "/a", &["image/jpeg"]).await;
+    let _a2 = Client::open(addr, "/a", &["image/jpeg"]).await;
+    let mut a3 = Client::connect(addr, "/a").await;
+    assert_eq!(
+        a3.recv_close().await,
+        (1008, "too many viewers of this stream".to_string())
+    );
+    let _b1 = Client::open(addr, "/b", &["image/jpeg"]).await;
+    let mut b2 = Client::connect(addr, "/b").await;
+    assert_eq!(
+        b2.recv_close().await,
+        (1008, "too many connections to this hub".to_string())
+    );
+    let m = hub_metrics(addr).await;
+    assert_eq!(m["refused"]["too many viewers of this stream"], 1, "{m}");
+    assert_eq!(m["refused"]["too many connections to this hub"], 1, "{m}");
+    assert_eq!(m["connections"], 3);
+}
+
+#[tokio::test]
+async fn connections_per_address_are_bounded() {
+    let cfg = ServerConfig {
+        max_per_address: Some(2),
+        exempt_loopback: false,
+        ..ServerConfig::default()
+    };
+    let server = Server::builder()
+        .config(cfg)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    server
+        .add_stream("a", 8, 8, StreamConfig::default())
+        .unwrap();
+    let c1 = Client::open(addr, "/a", &["image/jpeg"]).await;
+    let _c2 = Client::open(addr, "/a", &["image/jpeg"]).await;
+    let mut c3 = Client::connect(addr, "/a").await;
+    assert_eq!(
+        c3.recv_close().await,
+        (1008, "too many connections from this address".to_string())
+    );
+    // A place frees up when a viewer leaves.
+    drop(c1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _c4 = Client::open(addr, "/a", &["image/jpeg"]).await;
+}
+
+#[tokio::test]
+async fn no_hello_in_time_closes_1008() {
+    let cfg = ServerConfig {
+        hello_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    };
+    let server = Server::builder()
+        .config(cfg)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    server
+        .add_stream("a", 8, 8, StreamConfig::default())
+        .unwrap();
+    let mut c = Client::connect(addr, "/a").await;
+    let t = Instant::now();
+    assert_eq!(c.recv_close().await, (1008, "no hello in time".to_string()));
+    assert!(t.elapsed() >= Duration::from_millis(250));
+    assert_eq!(hub_metrics(addr).await["closes"]["1008"], 1);
+}
+
+#[tokio::test]
+async fn too_many_events_close_only_that_viewer() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let cfg = StreamConfig {
+        events_per_second: 50.0,
+        event_burst: 20.0,
+        ..StreamConfig::default()
+    };
+    let stream = server.add_stream("a", 8, 8, cfg).unwrap();
+    let mut calm = Client::open(addr, "/a", &["image/jpeg"]).await;
+    let mut flood = Client::open(addr, "/a", &["image/jpeg"]).await;
+    for _ in 0..100 {
+        flood
+            .send_json(json!({"type":"event","event":{"event_type":"pointer_move","x":1,"y":1}}))
+            .await;
+    }
+    let (code, reason) = flood.recv_close().await;
+    assert_eq!(code, 1008);
+    assert!(reason.contains("rate"), "{reason}");
+    calm.send_json(json!({"type":"event","event":{"event_type":"key_down","key":"a"}}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let evs = stream.poll_events();
+    assert!(
+        evs.iter().any(|e| e.client_id == calm.session_id()),
+        "the calm viewer's event arrives"
+    );
+    assert!(
+        evs.iter()
+            .filter(|e| e.client_id == flood.session_id())
+            .count()
+            <= 21,
+        "at most the burst (+1 refilled)"
+    );
+}
+
+#[tokio::test]
+async fn a_viewer_that_never_acks_is_closed_when_idle() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let cfg = StreamConfig {
+        idle_timeout: Duration::from_millis(800),
+        ..StreamConfig::default()
+    };
+    let stream = server.add_stream("a", 8, 8, cfg).unwrap();
+    let mut lazy = Client::open(addr, "/a", &["image/png"]).await;
+    let mut good = Client::open(addr, "/a", &["image/png"]).await;
+    stream.publish(Frame::rgba(8, 8, pattern(8, 8, 0))).unwrap();
+    let (h, _) = good.recv_frame().await;
+    good.ack(h.seq()).await;
+    let (code, reason) = lazy.recv_close().await;
+    assert_eq!(code, 1008);
+    assert!(reason.starts_with("idle"), "{reason}");
+    stream.publish(Frame::rgba(8, 8, pattern(8, 8, 1))).unwrap();
+    let (h, _) = good.recv_frame().await;
+    assert_eq!(h.seq(), 1, "the acking viewer carries on");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_that_stops_reading_is_dropped_when_its_socket_stays_full() {
+    let cfg = ServerConfig {
+        write_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    };
+    let server = Server::builder()
+        .config(cfg)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let big = server
+        .add_stream("big", 1024, 1024, StreamConfig::default().max_inflight(8))
+        .unwrap();
+    let small = server
+        .add_stream("small", 8, 8, StreamConfig::default())
+        .unwrap();
+    // Never reads: its socket buffers fill, then the hub's writes stall.
+    let _stuck = Client::open(addr, "/big", &["image/png"]).await;
+    let mut s = Client::open(addr, "/small", &["image/png"]).await;
+    let mut x = 0x9E37_79B9u32;
+    let t = Instant::now();
+    while big.client_count() > 0 && t.elapsed() < Duration::from_secs(20) {
+        // Noise does not compress: each PNG is ~4 MiB.
+        let noise: Vec<u8> = (0..1024 * 1024 * 4)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        big.publish(Frame::rgba(1024, 1024, noise)).unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    // Dropped on a stalled write (counted), or its connection reset: either way gone, memory bounded.
+    assert_eq!(
+        big.client_count(),
+        0,
+        "the stuck viewer was dropped: {}",
+        hub_metrics(addr).await
+    );
+    small.publish(Frame::rgba(8, 8, pattern(8, 8, 0))).unwrap();
+    s.recv_frame().await;
+}
