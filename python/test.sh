@@ -35,7 +35,8 @@ if [ "$(cat "$venv/.framehub-built" 2>/dev/null)" != "$hash" ] ||
   ! "$venv/bin/python" -c 'import framehub' 2>/dev/null; then
   wheels=$root/target/py-wheels
   rm -rf "$wheels"
-  (cd python && "$venv/bin/maturin" build --release --quiet -o "$wheels")
+  # FRAMEHUB_PY_PROFILE=dev reuses the workspace's debug build (the test command sets it).
+  (cd python && "$venv/bin/maturin" build --profile "${FRAMEHUB_PY_PROFILE:-release}" --quiet -o "$wheels")
   "$venv/bin/python" -m pip install -q --force-reinstall --no-deps "$wheels"/framehub-*.whl
   echo "$hash" >"$venv/.framehub-built"
 fi

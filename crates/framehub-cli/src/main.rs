@@ -20,6 +20,7 @@ macro_rules! esay {
     }};
 }
 
+mod bench;
 mod demo;
 mod pipe;
 mod run_demo;
@@ -41,6 +42,11 @@ enum Command {
     Demo(run_demo::DemoArgs),
     /// Publish frames read from standard input (YUV4MPEG2 or raw RGBA/RGB) into a stream.
     Pipe(pipe::PipeArgs),
+    /// Run the benchmark suite (hub in this process, load client in a child process).
+    Bench(bench::BenchArgs),
+    /// The benchmark's load client (started by `bench`).
+    #[command(hide = true)]
+    BenchClient(bench::ClientArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -69,5 +75,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(args) => rt.block_on(run_demo::run(args)),
         Command::Pipe(args) => rt.block_on(pipe::run(args)),
+        Command::Bench(args) => rt.block_on(bench::run(args)),
+        Command::BenchClient(args) => rt.block_on(bench::run_client(args)),
     }
 }
