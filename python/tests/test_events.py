@@ -142,3 +142,16 @@ async def test_events_from_two_viewers_carry_their_ids() -> None:
         await b.close()
     finally:
         await display.aclose()
+
+
+async def test_events_of_a_removed_stream_end_every_time() -> None:
+    server = await framehub.serve_server(port=0)
+    try:
+        d = server.add_stream("gone", 8, 8)
+        server.remove_stream("gone")
+        for _ in range(3):  # waiting again after the end answers at once
+            assert [ev async for ev in d.events()] == []
+            assert await asyncio.wait_for(d._native.wait_event_async(asyncio.get_running_loop()), 5) is False
+            assert await asyncio.to_thread(d._native.wait_event, 1.0) is False
+    finally:
+        await server.aclose()

@@ -63,8 +63,8 @@ impl AuthContext {
     }
 }
 
-fn string_dict<'py>(
-    py: Python<'py>,
+fn string_dict(
+    py: Python<'_>,
     map: &std::collections::BTreeMap<String, String>,
 ) -> PyResult<Py<PyDict>> {
     let d = PyDict::new(py);

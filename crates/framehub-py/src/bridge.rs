@@ -105,7 +105,6 @@ fn resolve(
 /// converted by `convert` (with the GIL held) on the runtime's thread.
 /// `on_drop` is the outcome if the runtime drops the task unfinished.
 pub(crate) fn spawn<'py, F, T, C>(
-    py: Python<'py>,
     runtime: &tokio::runtime::Handle,
     event_loop: &Bound<'py, PyAny>,
     on_drop: PyResult<Py<PyAny>>,
@@ -118,7 +117,6 @@ where
     C: FnOnce(Python<'_>, T) -> PyResult<Py<PyAny>> + Send + 'static,
 {
     let (completer, future) = Completer::new(event_loop, on_drop)?;
-    let _ = py;
     runtime.spawn(async move {
         let out = fut.await;
         let _ = Python::try_attach(move |py| {

@@ -146,7 +146,6 @@ impl Hub {
         }
         let server = self.inner.server.clone();
         bridge::spawn(
-            py,
             &self.inner.handle,
             &event_loop,
             Err(error::closed(py, "listen")),
@@ -181,6 +180,8 @@ impl Hub {
         };
         let (w, h) = (side(width, "width")?, side(height, "height")?);
         let cfg = config::stream_config(caller, config, self.inner.event_loop.as_ref())?;
+        // In the runtime's context, should the hub spawn a task for the stream.
+        let _context = self.inner.handle.enter();
         let stream = self
             .inner
             .server
@@ -191,6 +192,7 @@ impl Hub {
 
     /// Removes the stream `name` (its viewers get 1001). Returns whether it existed.
     fn remove_stream(&self, name: &str) -> bool {
+        let _context = self.inner.handle.enter();
         self.inner.server.remove_stream(name)
     }
 

@@ -25,7 +25,8 @@ type EventStream = Pin<Box<dyn futures_util::Stream<Item = ViewerEvent> + Send>>
 struct EventSource {
     /// Events taken from the hub's queue by a waiter, not yet handed out.
     stash: Mutex<VecDeque<ViewerEvent>>,
-    /// The hub's async event stream (ends when the stream closes).
+    /// The hub's async event stream (ends when the stream closes; fused, so
+    /// waiting again after the end answers at once instead of panicking).
     stream: tokio::sync::Mutex<EventStream>,
 }
 
@@ -114,7 +115,7 @@ impl Stream {
     pub(crate) fn new(stream: framehub::Stream, hub: Arc<HubInner>) -> Self {
         let events = EventSource {
             stash: Mutex::new(VecDeque::new()),
-            stream: tokio::sync::Mutex::new(Box::pin(stream.events())),
+            stream: tokio::sync::Mutex::new(Box::pin(stream.events().fuse())),
         };
         Stream {
             stream,
@@ -346,7 +347,6 @@ impl Stream {
     ) -> PyResult<Bound<'py, PyAny>> {
         let events = Arc::clone(&self.events);
         bridge::spawn(
-            py,
             &self.hub.handle,
             &event_loop,
             Ok(false.into_pyobject(py)?.to_owned().into_any().unbind()),
