@@ -10,7 +10,9 @@ package) receives the frames and acks each at once. Measured:
   so it includes the hub's encode thread running meanwhile on the other
   core) and the calling thread's CPU time (``time.thread_time``: the
   publisher's own cost); medians (and p90) over every call (at least 1000);
-* frames per second the viewer received over the run (``--seconds``, 10).
+* frames per second the viewer received over the run (``--seconds``, 10);
+* for reference, ``numpy.copyto`` of the same frame into a preallocated
+  array (the memory-bandwidth floor of a publish that copies the frame).
 
 Prints one JSON line. Run it from a venv with framehub, numpy and websockets:
 
@@ -137,6 +139,15 @@ async def publisher_main(args: argparse.Namespace) -> dict[str, Any]:
     delivered = json.loads(line)
     await display.aclose()
 
+    # Reference: numpy copying the same frame into a preallocated array (the
+    # memory-bandwidth floor of any publish that copies).
+    dst = np.empty_like(frame)
+    copies = []
+    for _ in range(1000):
+        t0 = time.perf_counter()
+        np.copyto(dst, frame)
+        copies.append(time.perf_counter() - t0)
+
     def us(v: float) -> float:
         return round(v * 1e6, 1)
 
@@ -152,6 +163,7 @@ async def publisher_main(args: argparse.Namespace) -> dict[str, Any]:
         "publish_thread_cpu_us_median": us(statistics.median(thread)),
         "publish_process_cpu_us_median": us(statistics.median(proc)),
         "publish_calls_per_s": round(len(wall) / (args.seconds + 1.0), 1),
+        "numpy_copy_us_median": us(statistics.median(copies)),
         "delivered_fps": delivered["fps"],
         "delivered_frames": delivered["frames"],
         "delivered_seconds": delivered["seconds"],
