@@ -43,11 +43,18 @@ pub(crate) enum Job {
     Video(Arc<RawFrame>, bool),
 }
 
-/// Decides the next job, or when to look again (`Err(None)`: only when woken).
+/// Encode threads per stream. Image encodes of successive frames run in
+/// parallel (each thread claims a different frame), so one stream can use
+/// both cores of a small machine; the H.264 chain stays on thread 0.
+pub const ENCODE_THREADS: usize = 2;
+
+/// Decides the next job for encode thread `worker`, or when to look again
+/// (`Err(None)`: only when woken).
 pub(crate) fn next_job(
     stream: &StreamShared,
     s: &Shared,
     now: Instant,
+    worker: usize,
 ) -> Result<Job, Option<Instant>> {
     let Some(frame) = s.latest.clone() else {
         return Err(None);
@@ -73,7 +80,7 @@ pub(crate) fn next_job(
         return Ok(Job::Images(frame, images));
     }
 
-    if stream.has_video() {
+    if stream.has_video() && worker == 0 {
         let viewers = stream.video_viewers() > 0;
         let new_frame = demand(OutputFormat::H264) && encoded(OutputFormat::H264) < frame.id;
         let keyframe_allowed = s
@@ -113,8 +120,8 @@ struct Worker {
     video: crate::video::VideoChain,
 }
 
-/// Runs the encode thread of `stream` until the stream shuts down.
-pub(crate) fn run(stream: Arc<StreamShared>) {
+/// Runs encode thread `worker` of `stream` until the stream shuts down.
+pub(crate) fn run(stream: Arc<StreamShared>, worker: usize) {
     let mut w = Worker {
         jpeg: None,
         png: PngEncoder::new(),
@@ -129,7 +136,7 @@ pub(crate) fn run(stream: Arc<StreamShared>) {
                 if s.shutdown {
                     return;
                 }
-                match next_job(&w.stream, &s, Instant::now()) {
+                match next_job(&w.stream, &s, Instant::now(), worker) {
                     Ok(job) => {
                         // Claim the work under the lock so it is done once.
                         let now = Instant::now();
@@ -250,7 +257,18 @@ impl Worker {
             encode_ms: started.elapsed().as_secs_f64() * 1000.0,
         };
         if let Some(slot) = self.stream.slots.get(&out) {
-            slot.send_replace(Some(Arc::new(Encoded { info, data })));
+            // Another encode thread may have finished a newer frame first:
+            // viewers never go back to an older one.
+            let key = order_key(&info);
+            let enc = Arc::new(Encoded { info, data });
+            slot.send_if_modified(|cur| {
+                if cur.as_ref().is_none_or(|c| order_key(&c.info) < key) {
+                    *cur = Some(enc);
+                    true
+                } else {
+                    false
+                }
+            });
         }
     }
 
@@ -267,6 +285,14 @@ impl Worker {
 
     #[cfg(not(feature = "h264"))]
     fn encode_video(&mut self, _frame: &RawFrame, _keyframe: bool) {}
+}
+
+/// The order of frames in an image slot: by frame id, a still after the lossy frame of the same id.
+fn order_key(info: &FrameInfo) -> (u64, bool) {
+    (
+        info.frame_id,
+        matches!(info.kind, FrameKind::Image { still: true, .. }),
+    )
 }
 
 fn clone_ok(

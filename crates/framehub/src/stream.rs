@@ -223,7 +223,7 @@ impl StreamShared {
         if !s.keyframe_requested {
             s.keyframe_requested = true;
             drop(s);
-            self.wake.notify_one();
+            self.wake.notify_all();
         }
     }
 
@@ -265,7 +265,8 @@ impl StreamShared {
         }
         s.latest = Some(raw);
         drop(s);
-        self.wake.notify_one();
+        // Any idle encode thread may take it.
+        self.wake.notify_all();
         Ok(())
     }
 
@@ -291,7 +292,7 @@ impl StreamShared {
         let wake = on && *n == 1;
         drop(s);
         if wake {
-            self.wake.notify_one();
+            self.wake.notify_all();
         }
     }
 
@@ -343,12 +344,14 @@ impl StreamShared {
         }
     }
 
-    /// Starts the encode thread.
+    /// Starts the encode threads.
     pub fn start(self: &Arc<Self>) -> Result<(), Error> {
-        let me = Arc::clone(self);
-        std::thread::Builder::new()
-            .name(format!("framehub-enc-{}", self.name))
-            .spawn(move || crate::encode::run(me))?;
+        for worker in 0..crate::encode::ENCODE_THREADS {
+            let me = Arc::clone(self);
+            std::thread::Builder::new()
+                .name(format!("framehub-enc{worker}-{}", self.name))
+                .spawn(move || crate::encode::run(me, worker))?;
+        }
         Ok(())
     }
 }
