@@ -137,6 +137,9 @@ pub struct FrameInfo {
     /// Stream-wide id: the publish counter for images, the access-unit counter
     /// of the stream's encoder for video (consecutive within one encoder).
     pub frame_id: u64,
+    /// The publish counter of the picture this was made from (equal to
+    /// `frame_id` for images); orders stills against video units.
+    pub source_id: u64,
     /// Publish time, µs since the stream was created.
     pub timestamp_us: u64,
     /// Width in pixels.
@@ -342,6 +345,10 @@ pub struct Session {
     video_last: Option<u64>,
     /// Video: deltas are refused until a keyframe.
     need_keyframe: bool,
+    /// Video: the picture (publish counter) of the last unit accepted.
+    video_source: u64,
+    /// Video with `framehub/still-png`: a lossless still of that picture, to send when credit allows.
+    pending_still: Option<FrameInfo>,
     /// Video: a keyframe request is outstanding (not repeated until one arrives or it times out).
     keyframe_requested_at: Option<Instant>,
     next_stats: Option<Instant>,
@@ -407,6 +414,8 @@ impl Session {
             video_queue: VecDeque::new(),
             video_last: None,
             need_keyframe: true,
+            video_source: 0,
+            pending_still: None,
             keyframe_requested_at: None,
             next_stats: None,
             srtt: None,
@@ -717,6 +726,17 @@ impl Session {
             self.cfg.height = frame.height;
         }
         if self.is_video() {
+            if let FrameKind::Image { still: true, .. } = frame.kind {
+                // A still of the picture this viewer's video last showed (or newer).
+                let wants = self.negotiated.as_ref().is_some_and(|n| n.still_png);
+                if wants && self.video_source > 0 && frame.source_id >= self.video_source {
+                    self.pending_still = Some(frame);
+                }
+                return;
+            }
+            if matches!(frame.kind, FrameKind::Image { .. }) {
+                return; // lossy images are not for video sessions
+            }
             return self.handle_video_chunk(now, frame);
         }
         let newer = self
@@ -758,6 +778,14 @@ impl Session {
             self.keyframe_requested_at = None;
         }
         self.video_last = Some(chunk.frame_id);
+        if self
+            .pending_still
+            .as_ref()
+            .is_some_and(|s| s.source_id < chunk.source_id)
+        {
+            self.pending_still = None; // a newer picture is on its way
+        }
+        self.video_source = chunk.source_id;
         self.video_queue.push_back(chunk);
     }
 
@@ -826,7 +854,11 @@ impl Session {
             return None;
         }
         let frame = if self.is_video() {
-            self.video_queue.pop_front()?
+            match self.video_queue.pop_front() {
+                Some(unit) => unit,
+                None if self.credit() > 0 => self.pending_still.take()?,
+                None => return None,
+            }
         } else {
             if self.credit() == 0 {
                 return None;
@@ -925,6 +957,7 @@ mod tests {
     fn img(id: u64) -> FrameInfo {
         FrameInfo {
             frame_id: id,
+            source_id: id,
             timestamp_us: id * 1000,
             width: 64,
             height: 48,
@@ -1390,6 +1423,86 @@ mod tests {
         );
         s.handle_frame(t0, chunk(6, true));
         assert_eq!(frames(&drain(&mut s, t0)), vec![(6, 2)]);
+    }
+
+    fn still_of(id: u64, source: u64) -> FrameInfo {
+        FrameInfo {
+            kind: FrameKind::Image {
+                mime: ImageFormat::Png.mime(),
+                still: true,
+            },
+            source_id: source,
+            ..img(id)
+        }
+    }
+
+    #[test]
+    fn video_session_with_still_png_gets_the_still_of_its_last_picture_only() {
+        let offer = Offer {
+            h264_codec: Some("avc1.42E01F".into()),
+            ..Offer::default()
+        };
+        let (mut s, t0) = open_with(
+            r#"{"type":"hello","supported":["webcodecs/h264-annexb","framehub/still-png"]}"#,
+            offer,
+        );
+        drain(&mut s, t0);
+        let mut unit = chunk(1, true);
+        unit.source_id = 5;
+        s.handle_frame(t0, unit);
+        assert_eq!(frames(&drain(&mut s, t0)), vec![(1, 0)]);
+        // A still of an older picture is ignored; of the same picture, sent.
+        s.handle_frame(t0, still_of(4, 4));
+        assert!(drain(&mut s, t0).is_empty());
+        s.handle_frame(t0, still_of(5, 5));
+        let out = drain(&mut s, t0);
+        assert!(
+            matches!(
+                out.as_slice(),
+                [Output::Frame {
+                    header: FrameHeader::ImageFrame {
+                        still: Some(true),
+                        seq: 1,
+                        ..
+                    },
+                    ..
+                }]
+            ),
+            "{out:?}"
+        );
+        // A newer unit cancels a pending still.
+        ack(&mut s, t0, 0);
+        ack(&mut s, t0, 1);
+        s.handle_frame(t0, still_of(5, 5));
+        let mut next = chunk(2, false);
+        next.source_id = 6;
+        s.handle_frame(t0, next);
+        let out = drain(&mut s, t0);
+        assert!(
+            matches!(
+                out.as_slice(),
+                [Output::Frame {
+                    header: FrameHeader::VideoChunk { .. },
+                    ..
+                }]
+            ),
+            "{out:?}"
+        );
+        assert!(
+            drain(&mut s, t0).is_empty(),
+            "the superseded still is dropped"
+        );
+    }
+
+    #[test]
+    fn video_session_without_still_png_gets_no_still() {
+        let (mut s, t0) = open_video();
+        let mut unit = chunk(1, true);
+        unit.source_id = 5;
+        s.handle_frame(t0, unit);
+        drain(&mut s, t0);
+        s.handle_frame(t0, still_of(5, 5));
+        assert!(drain(&mut s, t0).is_empty());
     }
 
     #[test]

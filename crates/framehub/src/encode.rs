@@ -249,6 +249,7 @@ impl Worker {
         }
         let info = FrameInfo {
             frame_id: frame.id,
+            source_id: frame.id,
             timestamp_us: frame.timestamp_us,
             width: frame.width,
             height: frame.height,

@@ -131,6 +131,7 @@ impl VideoChain {
         self.next_chunk += 1;
         let info = FrameInfo {
             frame_id: id,
+            source_id: frame.id,
             timestamp_us: frame.timestamp_us,
             width: w,
             height: h,

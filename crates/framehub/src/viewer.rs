@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message};
 use framehub_proto::{
-    close_code, envelope, Hello, Output, OutputFormat, Principal, Session, SessionConfig,
+    close_code, envelope, FrameHeader, Hello, ImageFormat, Output, OutputFormat, Principal,
+    Session, SessionConfig,
 };
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{broadcast, watch};
@@ -153,6 +154,10 @@ pub(crate) async fn run<S, E>(
                         demand.format = Some(neg.format);
                         if neg.format == OutputFormat::H264 {
                             video = Some(stream.subscribe_video());
+                            if neg.still_png {
+                                // Lossless stills come through the lossy image channel.
+                                frames = stream.subscribe(OutputFormat::Image(ImageFormat::Jpeg));
+                            }
                         } else {
                             frames = stream.subscribe(neg.format);
                         }
@@ -191,10 +196,13 @@ pub(crate) async fn run<S, E>(
                     }
                 }
                 Output::Frame { frame_id, header } => {
-                    let held = if video.is_some() {
-                        recent.iter().find(|e| e.info.frame_id == frame_id)
-                    } else {
-                        current.as_ref().filter(|e| e.info.frame_id == frame_id)
+                    let held = match header {
+                        FrameHeader::VideoChunk { .. } => {
+                            recent.iter().find(|e| e.info.frame_id == frame_id)
+                        }
+                        FrameHeader::ImageFrame { .. } => {
+                            current.as_ref().filter(|e| e.info.frame_id == frame_id)
+                        }
                     };
                     let Some(enc) = held else {
                         tracing::error!(

@@ -156,6 +156,54 @@ async fn a_still_makes_the_canvas_pixel_exact() {
     eprintln!("pixel-exact {took:?} after publishing ({w}x{h})");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_still_makes_a_video_session_pixel_exact_too() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let stream = server
+        .add_stream("vexact", 64, 64, StreamConfig::default().h264(true))
+        .unwrap();
+    let b = Browser::start(640, 480).await;
+    b.client
+        .goto(&format!("http://{addr}/vexact"))
+        .await
+        .unwrap();
+    b.wait_for(
+        "window.framehubStats && window.framehubStats.state === 'open'",
+        WAIT,
+        "open",
+    )
+    .await;
+    let size: Vec<u32> = serde_json::from_value(
+        b.js("const c = window.framehubView.canvas; return [c.width, c.height]")
+            .await,
+    )
+    .unwrap();
+    let (w, h) = (size[0], size[1]);
+    // (Video crops odd sides to even; the still is the whole picture, drawn 1:1.)
+    let mut pic = Vec::with_capacity((w * h * 4) as usize);
+    for y in 0..h {
+        for x in 0..w {
+            pic.extend_from_slice(&[
+                ((x * 7 + y * 13) & 255) as u8,
+                ((x * 3 + y * 5 + 77) & 255) as u8,
+                ((x ^ y) & 255) as u8,
+                255,
+            ]);
+        }
+    }
+    stream.publish(Frame::rgba(w, h, pic)).unwrap();
+    b.wait_for("window.framehubView.getStats().transport === 'webcodecs' && window.framehubStats.framesDrawn >= 1", WAIT, "the video frame").await;
+    b.wait_for("window.framehubStats.framesDrawn >= 2", WAIT, "the still")
+        .await;
+    assert_eq!(
+        mismatches(&b, w, h).await,
+        0,
+        "after the still every canvas pixel equals the published one"
+    );
+    assert_eq!(stream.still_count(), 1);
+}
+
 /// Canvas pixels that differ from the busy test picture (-1 when not drawn 1:1).
 async fn mismatches(b: &Browser, w: u32, h: u32) -> i64 {
     let js = format!(
