@@ -188,6 +188,7 @@ class ServerBase(Generic[D]):
         (``"all"``, ``"first"``, ``"none"``), ``stats_interval`` (seconds or
         None), ``event_queue`` (1024), ``token_cookie``, ``image_format``
         (``"jpeg"``/``"png"``), ``has_h264``, ``bitrate``, ``still_after``,
+        ``max_viewers``, ``events_per_second``, ``event_burst``, ``idle_timeout``,
         ``adaptive``, ``gpu``. See ``framehub.STREAM_SETTINGS``.
 
         Raises ``InvalidNameError``, ``StreamExistsError``,

@@ -29,6 +29,10 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "has_h264",
     "bitrate",
     "still_after",
+    "max_viewers",
+    "events_per_second",
+    "event_burst",
+    "idle_timeout",
     "adaptive",
     "gpu",
 ];
@@ -74,6 +78,10 @@ pub(crate) fn stream_config(
                 c.bitrate = opt(v, |v| int_in(v, k, 10_000, 1_000_000_000))?.unwrap_or(c.bitrate)
             }
             "still_after" => c.still_after = opt(v, |v| duration(v, k, true))?,
+            "max_viewers" => c.max_viewers = int_in(v, k, 1, 1_000_000)?,
+            "events_per_second" => c.events_per_second = non_negative(v, k, false)?,
+            "event_burst" => c.event_burst = non_negative(v, k, false)?,
+            "idle_timeout" => c.idle_timeout = duration(v, k, false)?,
             "adaptive" => off_only(v, k)?,
             "gpu" => off_only(v, k)?,
             _ => {
