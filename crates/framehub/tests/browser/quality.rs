@@ -101,40 +101,8 @@ async fn a_client_without_webcodecs_gets_jpeg_from_the_same_stream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_still_makes_the_canvas_pixel_exact() {
-    let server = Server::bind("127.0.0.1:0").await.unwrap();
-    let addr = server.local_addr().unwrap();
-    let stream = server
-        .add_stream("exact", 64, 64, StreamConfig::default())
-        .unwrap();
-    let b = Browser::start(640, 480).await;
-    b.client
-        .goto(&format!("http://{addr}/exact"))
-        .await
-        .unwrap();
-    b.wait_for(
-        "window.framehubStats && window.framehubStats.state === 'open'",
-        WAIT,
-        "open",
-    )
-    .await;
-    // Publish a busy picture exactly the size of the canvas, so it is drawn 1:1.
-    let size: Vec<u32> = serde_json::from_value(
-        b.js("const c = window.framehubView.canvas; return [c.width, c.height]")
-            .await,
-    )
-    .unwrap();
-    let (w, h) = (size[0], size[1]);
-    let mut pic = Vec::with_capacity((w * h * 4) as usize);
-    for y in 0..h {
-        for x in 0..w {
-            pic.extend_from_slice(&[
-                ((x * 7 + y * 13) & 255) as u8,
-                ((x * 3 + y * 5 + 77) & 255) as u8,
-                ((x ^ y) & 255) as u8,
-                255,
-            ]);
-        }
-    }
+    let (_server, stream, b, (w, h)) = open_viewer("exact", StreamConfig::default()).await;
+    let pic = busy_picture(w, h);
     let t0 = Instant::now();
     stream.publish(Frame::rgba(w, h, pic)).unwrap();
     b.wait_for("window.framehubStats.framesDrawn >= 1", WAIT, "the JPEG")
@@ -158,14 +126,34 @@ async fn a_still_makes_the_canvas_pixel_exact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_still_makes_a_video_session_pixel_exact_too() {
+    let (_server, stream, b, (w, h)) =
+        open_viewer("vexact", StreamConfig::default().h264(true)).await;
+    // (Video crops odd sides to even; the still is the whole picture, drawn 1:1.)
+    let pic = busy_picture(w, h);
+    stream.publish(Frame::rgba(w, h, pic)).unwrap();
+    b.wait_for("window.framehubView.getStats().transport === 'webcodecs' && window.framehubStats.framesDrawn >= 1", WAIT, "the video frame").await;
+    b.wait_for("window.framehubStats.framesDrawn >= 2", WAIT, "the still")
+        .await;
+    assert_eq!(
+        mismatches(&b, w, h).await,
+        0,
+        "after the still every canvas pixel equals the published one"
+    );
+    assert_eq!(stream.still_count(), 1);
+}
+
+/// A hub with one stream `name`, a browser on its viewer page, and the size
+/// of the page's canvas (a picture of that size is drawn 1:1).
+async fn open_viewer(
+    name: &str,
+    cfg: StreamConfig,
+) -> (Server, framehub::Stream, Browser, (u32, u32)) {
     let server = Server::bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr().unwrap();
-    let stream = server
-        .add_stream("vexact", 64, 64, StreamConfig::default().h264(true))
-        .unwrap();
+    let stream = server.add_stream(name, 64, 64, cfg).unwrap();
     let b = Browser::start(640, 480).await;
     b.client
-        .goto(&format!("http://{addr}/vexact"))
+        .goto(&format!("http://{addr}/{name}"))
         .await
         .unwrap();
     b.wait_for(
@@ -179,8 +167,11 @@ async fn a_still_makes_a_video_session_pixel_exact_too() {
             .await,
     )
     .unwrap();
-    let (w, h) = (size[0], size[1]);
-    // (Video crops odd sides to even; the still is the whole picture, drawn 1:1.)
+    (server, stream, b, (size[0], size[1]))
+}
+
+/// A busy RGBA picture JPEG cannot reproduce exactly (the formula [`mismatches`] checks).
+fn busy_picture(w: u32, h: u32) -> Vec<u8> {
     let mut pic = Vec::with_capacity((w * h * 4) as usize);
     for y in 0..h {
         for x in 0..w {
@@ -192,16 +183,7 @@ async fn a_still_makes_a_video_session_pixel_exact_too() {
             ]);
         }
     }
-    stream.publish(Frame::rgba(w, h, pic)).unwrap();
-    b.wait_for("window.framehubView.getStats().transport === 'webcodecs' && window.framehubStats.framesDrawn >= 1", WAIT, "the video frame").await;
-    b.wait_for("window.framehubStats.framesDrawn >= 2", WAIT, "the still")
-        .await;
-    assert_eq!(
-        mismatches(&b, w, h).await,
-        0,
-        "after the still every canvas pixel equals the published one"
-    );
-    assert_eq!(stream.still_count(), 1);
+    pic
 }
 
 /// Canvas pixels that differ from the busy test picture (-1 when not drawn 1:1).

@@ -69,51 +69,51 @@ async fn expect_config(c: &mut Client) {
     }
 }
 
+/// Connects to `path` with `headers`, says hello (with `token` if given),
+/// and returns the principal the hub attached to one of its events.
+async fn admitted_as(path: &str, headers: &[(&str, &str)], token: Option<&str>) -> Option<String> {
+    let (server, addr) = hub().await;
+    let mut c = connect_with(addr, path, headers).await;
+    let mut hello = json!({"type":"hello","supported":["image/jpeg"]});
+    if let Some(t) = token {
+        hello["token"] = t.into();
+    }
+    c.send_json(hello).await;
+    expect_config(&mut c).await;
+    principal_of_events(&server, &mut c).await
+}
+
 #[tokio::test]
 async fn token_in_hello_admits_and_the_principal_travels_with_events() {
-    let (server, addr) = hub().await;
-    let mut c = Client::connect(addr, "/cam").await;
-    c.send_json(json!({"type":"hello","supported":["image/jpeg"],"token":"good"}))
-        .await;
-    expect_config(&mut c).await;
     assert_eq!(
-        principal_of_events(&server, &mut c).await.as_deref(),
+        admitted_as("/cam", &[], Some("good")).await.as_deref(),
         Some("ann")
     );
 }
 
 #[tokio::test]
 async fn token_in_the_query_admits() {
-    let (server, addr) = hub().await;
-    let mut c = Client::connect(addr, "/cam?token=good").await;
-    c.hello(&["image/jpeg"]).await;
-    expect_config(&mut c).await;
     assert_eq!(
-        principal_of_events(&server, &mut c).await.as_deref(),
+        admitted_as("/cam?token=good", &[], None).await.as_deref(),
         Some("ann")
     );
 }
 
 #[tokio::test]
 async fn bearer_header_admits() {
-    let (server, addr) = hub().await;
-    let mut c = connect_with(addr, "/cam", &[("authorization", "Bearer good")]).await;
-    c.hello(&["image/jpeg"]).await;
-    expect_config(&mut c).await;
     assert_eq!(
-        principal_of_events(&server, &mut c).await.as_deref(),
+        admitted_as("/cam", &[("authorization", "Bearer good")], None)
+            .await
+            .as_deref(),
         Some("ann")
     );
 }
 
 #[tokio::test]
 async fn the_configured_cookie_admits() {
-    let (server, addr) = hub().await;
-    let mut c = connect_with(addr, "/cam", &[("cookie", "other=1; fh_token=good")]).await;
-    c.hello(&["image/jpeg"]).await;
-    expect_config(&mut c).await;
+    let cookie = [("cookie", "other=1; fh_token=good")];
     assert_eq!(
-        principal_of_events(&server, &mut c).await.as_deref(),
+        admitted_as("/cam", &cookie, None).await.as_deref(),
         Some("ann")
     );
 }
