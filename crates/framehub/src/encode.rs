@@ -191,13 +191,11 @@ impl Worker {
             .image()
             .and_then(|img| match fmt {
                 ImageFormat::Jpeg => {
-                    if self.jpeg.is_none() {
-                        self.jpeg = Some(JpegEncoder::new(self.stream.cfg.quality)?);
-                    }
-                    match self.jpeg.as_mut() {
-                        Some(enc) => enc.encode(&img),
-                        None => unreachable!("created above"),
-                    }
+                    let enc = match self.jpeg.as_mut() {
+                        Some(enc) => enc,
+                        None => self.jpeg.insert(JpegEncoder::new(self.stream.cfg.quality)?),
+                    };
+                    enc.encode(&img)
                 }
                 ImageFormat::Png | ImageFormat::Webp => self.png.encode(&img),
             })
