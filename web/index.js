@@ -10,6 +10,7 @@
  */
 
 import { RemoteFramebufferView, streamUrl } from './framehub.js';
+import { HUB_BASE } from './util.js';
 
 const REFRESH_MS = 2000;
 
@@ -36,7 +37,7 @@ Object.assign(window, { framehubIndex: { cards } });
 function makeCard(s) {
   const a = document.createElement('a');
   a.className = 'fh-card';
-  a.href = `/${encodeURIComponent(s.name)}`;
+  a.href = `${HUB_BASE}${encodeURIComponent(s.name)}`;
   a.dataset.stream = s.name;
   const canvas = document.createElement('canvas');
   canvas.className = 'fh-thumb';
@@ -141,7 +142,7 @@ function sync(list) {
 /** Fetches `/streams` and syncs the page; failures keep the current cards. */
 async function refresh() {
   try {
-    const r = await fetch('/streams', { cache: 'no-store' });
+    const r = await fetch(`${HUB_BASE}streams`, { cache: 'no-store' });
     if (!r.ok) throw new Error(`HTTP ${r.status}`);
     const list = await r.json();
     sync(Array.isArray(list) ? list : []);

@@ -42,20 +42,34 @@ export function backoffDelay(attempt, random = Math.random) {
 }
 
 /**
- * The stream a page at `loc` shows: the first path segment of `/<stream>`,
- * `default` for `/`. A page opened as a static asset (`/_/viewer.html`)
- * takes the name from its `?stream=` query parameter instead.
+ * The hub's base path, ending in `/`: where the hub's routes start. The
+ * client's files are served at `<base>_/`, so it is read from this module's
+ * own URL; a hub nested in a larger app (`Router::nest("/fh", ...)`) gets
+ * `/fh/`. Outside a browser (unit tests) it is `/`.
+ */
+export const HUB_BASE =
+  typeof location !== 'undefined' && typeof import.meta.url === 'string' && import.meta.url.startsWith('http')
+    ? new URL('..', import.meta.url).pathname
+    : '/';
+
+/**
+ * The stream a page at `loc` shows: the first path segment after the hub's
+ * base (`<base><stream>`), `default` for the base itself. A page opened as a
+ * static asset (`<base>_/viewer.html`) takes the name from its `?stream=`
+ * query parameter instead.
  *
  * @param {{pathname: string, search?: string}} loc a `Location`-like object
+ * @param {string} [base] the hub's base path (default {@link HUB_BASE})
  * @returns {string} the stream name
  */
-export function streamNameFromLocation(loc) {
-  const path = loc.pathname || '/';
-  if (path.startsWith('/_/')) {
+export function streamNameFromLocation(loc, base = HUB_BASE) {
+  let path = loc.pathname || '/';
+  path = path.startsWith(base) ? path.slice(base.length) : path.replace(/^\/+/, '');
+  if (path.startsWith('_/')) {
     const q = new URLSearchParams(loc.search || '');
     return q.get('stream') || 'default';
   }
-  let name = path.replace(/^\/+/, '').split('/')[0] || '';
+  let name = path.split('/')[0] || '';
   try {
     name = decodeURIComponent(name);
   } catch {
@@ -66,15 +80,16 @@ export function streamNameFromLocation(loc) {
 
 /**
  * The WebSocket URL of stream `name` on the hub that served `loc`:
- * `ws(s)://<host>/<name>`.
+ * `ws(s)://<host><base><name>`.
  *
  * @param {string} name stream name
  * @param {{protocol: string, host: string}} [loc] defaults to `globalThis.location`
+ * @param {string} [base] the hub's base path (default {@link HUB_BASE})
  * @returns {string}
  */
-export function streamUrl(name, loc = globalThis.location) {
+export function streamUrl(name, loc = globalThis.location, base = HUB_BASE) {
   const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${scheme}//${loc.host}/${encodeURIComponent(name)}`;
+  return `${scheme}//${loc.host}${base}${encodeURIComponent(name)}`;
 }
 
 /** DOM `MouseEvent.button` → renderview button (0 none, 1 left, 2 right, 3 middle, 4 back, 5 forward). */

@@ -12,6 +12,7 @@
  */
 
 import { RemoteFramebufferView, streamNameFromLocation, streamUrl, formatBitrate } from './framehub.js';
+import { HUB_BASE } from './util.js';
 
 const name = streamNameFromLocation(location);
 const params = new URLSearchParams(location.search);
@@ -123,7 +124,7 @@ view.addEventListener('config', renderStatus);
 /** Polls `/streams` for this stream's viewer count. */
 async function pollViewers() {
   try {
-    const r = await fetch('/streams', { cache: 'no-store' });
+    const r = await fetch(`${HUB_BASE}streams`, { cache: 'no-store' });
     if (r.ok) {
       const list = await r.json();
       const me = Array.isArray(list) ? list.find((s) => s && s.name === name) : null;

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, OriginalUri, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -71,16 +71,41 @@ async fn asset(Path(file): Path<String>) -> Response {
     }
 }
 
-fn page(name: &str, status: StatusCode) -> Response {
-    match asset_bytes(name) {
-        Some(b) => (
-            status,
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            b,
-        )
-            .into_response(),
-        None => (StatusCode::NOT_FOUND, "web client not built in").into_response(),
-    }
+/// Serves page `name` with a `<base href>` naming the hub's root, so its
+/// relative links and the client's files resolve whether the hub is at `/`
+/// or nested in a larger app (`Router::nest("/fh", ...)`).
+fn page(name: &str, status: StatusCode, base: &str) -> Response {
+    let Some(b) = asset_bytes(name) else {
+        return (StatusCode::NOT_FOUND, "web client not built in").into_response();
+    };
+    let html = String::from_utf8_lossy(b);
+    let escaped: String = base
+        .chars()
+        .filter(|c| !matches!(c, '"' | '<' | '>' | '&'))
+        .collect();
+    let html = html.replacen("<head>", &format!("<head>\n  <base href=\"{escaped}\">"), 1);
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        html,
+    )
+        .into_response()
+}
+
+/// The hub's root as the browser sees it: the original request path less
+/// the path the hub's router matched (`/fh/cam` matched as `/cam` → `/fh/`).
+fn hub_base(parts: &axum::http::request::Parts) -> String {
+    let inner = parts.uri.path();
+    let original = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or(inner, |o| o.0.path());
+    let prefix = if inner == "/" {
+        original.trim_end_matches('/')
+    } else {
+        original.strip_suffix(inner).unwrap_or("")
+    };
+    format!("{prefix}/")
 }
 
 #[derive(serde::Serialize)]
@@ -279,7 +304,7 @@ async fn ws_or_page(inner: Arc<Inner>, name: String, req: Request, page_name: &s
         } else {
             StatusCode::OK
         };
-        return page(page_name, status);
+        return page(page_name, status, &hub_base(&parts));
     }
     if let Err(origin) = check_origin(&inner, &parts.headers) {
         tracing::info!(%origin, stream = %name, "refused a WebSocket from a foreign origin");

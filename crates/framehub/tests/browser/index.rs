@@ -60,3 +60,45 @@ async fn index_lists_every_stream_and_its_live_views_draw() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_work_when_the_hub_is_nested_in_a_larger_app() {
+    let server = Server::builder().build();
+    let s = server
+        .add_stream("cam", 160, 90, StreamConfig::default())
+        .unwrap();
+    s.publish(Frame::rgba(160, 90, pattern(160, 90, 0)))
+        .unwrap();
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "the user's own app" }))
+        .nest("/fh", server.router());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let b = Browser::start(800, 600).await;
+    let w = Duration::from_secs(15);
+    b.client
+        .goto(&format!("http://{addr}/fh/cam"))
+        .await
+        .unwrap();
+    b.wait_for(
+        "window.framehubStats && window.framehubStats.framesDrawn >= 1",
+        w,
+        "a frame under /fh/",
+    )
+    .await;
+    // (axum's `nest` routes the hub's `/` as `/fh`, not `/fh/`.)
+    b.client.goto(&format!("http://{addr}/fh")).await.unwrap();
+    b.wait_for(
+        "window.framehubIndex && window.framehubIndex.cards.has('cam')",
+        w,
+        "the index at /fh",
+    )
+    .await;
+    b.wait_for(
+        "window.framehubIndex.cards.get('cam').getStats().framesDrawn >= 1",
+        w,
+        "its live view",
+    )
+    .await;
+}
