@@ -238,9 +238,32 @@ pub enum Origins {
     Any,
 }
 
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("authenticate", &self.authenticate.is_some())
+            .field("origins", &self.origins)
+            .field("write_timeout", &self.write_timeout)
+            .field("max_write_buffer", &self.max_write_buffer)
+            .field("hello_timeout", &self.hello_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("max_per_address", &self.max_per_address)
+            .field("exempt_loopback", &self.exempt_loopback)
+            .field("max_message_size", &self.max_message_size)
+            .finish()
+    }
+}
+
 /// Settings of the whole hub.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerConfig {
+    /// Who may read the hub-wide REST routes (`/streams`, `/_/metrics`) and
+    /// the routes of streams that have no authenticator of their own (a
+    /// protected stream's routes use the stream's). The context's `stream`
+    /// is the stream's name, or empty for hub-wide routes; `hello` is empty.
+    /// Refused: HTTP 401. `/health`, the pages and the client's files stay open.
+    /// None (default): REST is open, except the routes of protected streams.
+    pub authenticate: Option<Authenticator>,
     /// Which web pages may connect (HTTP 403 otherwise).
     pub origins: Origins,
     /// Close a viewer whose socket accepts no data for this long.
@@ -263,6 +286,7 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
+            authenticate: None,
             origins: Origins::default(),
             write_timeout: Duration::from_secs(10),
             max_write_buffer: 64 << 20,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, FromRequestParts, OriginalUri, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -15,6 +16,7 @@ use axum::{Json, Router};
 use crate::config::Origins;
 use crate::events::lock;
 use crate::server::Inner;
+use crate::stream::StreamShared;
 use crate::viewer::{self, ConnInfo};
 
 mod assets {
@@ -117,7 +119,10 @@ struct StreamListing {
     clients: usize,
 }
 
-async fn list_streams(State(inner): State<Arc<Inner>>) -> Json<Vec<StreamListing>> {
+async fn list_streams(State(inner): State<Arc<Inner>>, parts: Parts) -> Response {
+    if let Err(refused) = rest_allowed(&inner, None, &parts).await {
+        return refused;
+    }
     let streams = inner.streams_snapshot();
     Json(
         streams
@@ -132,8 +137,9 @@ async fn list_streams(State(inner): State<Arc<Inner>>) -> Json<Vec<StreamListing
                     clients: lock(&s.viewers).len(),
                 }
             })
-            .collect(),
+            .collect::<Vec<_>>(),
     )
+    .into_response()
 }
 
 fn metrics_of(inner: &Inner, name: &str) -> Response {
@@ -149,12 +155,16 @@ fn metrics_of(inner: &Inner, name: &str) -> Response {
     }
 }
 
-async fn stream_metrics(State(inner): State<Arc<Inner>>, Path(name): Path<String>) -> Response {
-    metrics_of(&inner, &name)
+async fn stream_metrics(
+    State(inner): State<Arc<Inner>>,
+    Path(name): Path<String>,
+    parts: Parts,
+) -> Response {
+    guarded(&inner, &name, &parts, |i| metrics_of(i, &name)).await
 }
 
-async fn default_metrics(State(inner): State<Arc<Inner>>) -> Response {
-    metrics_of(&inner, "default")
+async fn default_metrics(State(inner): State<Arc<Inner>>, parts: Parts) -> Response {
+    guarded(&inner, "default", &parts, |i| metrics_of(i, "default")).await
 }
 
 fn recorded_of(inner: &Inner, name: &str, reset: bool) -> Response {
@@ -168,16 +178,70 @@ fn recorded_of(inner: &Inner, name: &str, reset: bool) -> Response {
     Json(events).into_response()
 }
 
-async fn stream_recorded(State(inner): State<Arc<Inner>>, Path(name): Path<String>) -> Response {
-    recorded_of(&inner, &name, false)
+async fn stream_recorded(
+    State(inner): State<Arc<Inner>>,
+    Path(name): Path<String>,
+    parts: Parts,
+) -> Response {
+    guarded(&inner, &name, &parts, |i| recorded_of(i, &name, false)).await
 }
 
-async fn default_recorded(State(inner): State<Arc<Inner>>) -> Response {
-    recorded_of(&inner, "default", false)
+async fn default_recorded(State(inner): State<Arc<Inner>>, parts: Parts) -> Response {
+    guarded(&inner, "default", &parts, |i| {
+        recorded_of(i, "default", false)
+    })
+    .await
 }
 
-async fn default_recorded_reset(State(inner): State<Arc<Inner>>) -> Response {
-    recorded_of(&inner, "default", true)
+async fn default_recorded_reset(State(inner): State<Arc<Inner>>, parts: Parts) -> Response {
+    guarded(&inner, "default", &parts, |i| {
+        recorded_of(i, "default", true)
+    })
+    .await
+}
+
+/// Answers `f` if the request may read stream `name`'s routes, else 401.
+async fn guarded(
+    inner: &Inner,
+    name: &str,
+    parts: &Parts,
+    f: impl FnOnce(&Inner) -> Response,
+) -> Response {
+    let stream = inner.stream(name);
+    match rest_allowed(inner, stream.as_deref(), parts).await {
+        Ok(()) => f(inner),
+        Err(refused) => refused,
+    }
+}
+
+/// Runs the authenticator that guards a REST route: the stream's own when it
+/// has one, else the hub's (`ServerConfig::authenticate`); none: allowed.
+async fn rest_allowed(
+    inner: &Inner,
+    stream: Option<&StreamShared>,
+    parts: &Parts,
+) -> Result<(), Response> {
+    let (auth, cookie, name) = match stream {
+        Some(s) if s.cfg.authenticate.is_some() => (
+            s.cfg.authenticate.as_ref(),
+            s.cfg.token_cookie.as_deref(),
+            s.name.as_str(),
+        ),
+        Some(s) => (inner.cfg.authenticate.as_ref(), None, s.name.as_str()),
+        None => (inner.cfg.authenticate.as_ref(), None, ""),
+    };
+    let Some(auth) = auth else {
+        return Ok(());
+    };
+    match viewer::check(auth, &conn_info(parts), Default::default(), name, cookie).await {
+        Ok(_) => Ok(()),
+        Err(_) => Err((
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "unauthorized",
+        )
+            .into_response()),
+    }
 }
 
 #[derive(serde::Serialize)]
@@ -192,7 +256,10 @@ struct HubMetrics {
     write_failures: u64,
 }
 
-async fn hub_metrics(State(inner): State<Arc<Inner>>) -> Json<HubMetrics> {
+async fn hub_metrics(State(inner): State<Arc<Inner>>, parts: Parts) -> Response {
+    if let Err(refused) = rest_allowed(&inner, None, &parts).await {
+        return refused;
+    }
     let (closes, refused) = inner.counters.snapshot();
     Json(HubMetrics {
         connections: inner.connections(),
@@ -201,6 +268,7 @@ async fn hub_metrics(State(inner): State<Arc<Inner>>) -> Json<HubMetrics> {
         refused,
         write_failures: inner.counters.write_failures(),
     })
+    .into_response()
 }
 
 async fn root(State(inner): State<Arc<Inner>>, req: Request) -> Response {

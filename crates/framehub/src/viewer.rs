@@ -37,7 +37,7 @@ pub(crate) struct ConnInfo {
 
 impl ConnInfo {
     /// The token, from the first of: hello, query `token`, `Authorization: Bearer`, the cookie.
-    fn token(&self, hello: &Hello, cookie: Option<&str>) -> Option<String> {
+    pub(crate) fn token(&self, hello: &Hello, cookie: Option<&str>) -> Option<String> {
         hello
             .token
             .clone()
@@ -351,28 +351,49 @@ async fn authenticate(
     conn: &ConnInfo,
     hello: Hello,
 ) -> Result<Option<Principal>, String> {
-    let Some(auth) = stream.cfg.authenticate.clone() else {
-        return Ok(None);
-    };
+    match stream.cfg.authenticate.as_ref() {
+        Some(auth) => {
+            check(
+                auth,
+                conn,
+                hello,
+                &stream.name,
+                stream.cfg.token_cookie.as_deref(),
+            )
+            .await
+        }
+        None => Ok(None),
+    }
+}
+
+/// Runs `auth` for a request to `stream` described by `conn` (and `hello`,
+/// empty for REST requests). A refusing, failing or panicking authenticator
+/// refuses; the reason is logged, the token never.
+pub(crate) async fn check(
+    auth: &crate::config::Authenticator,
+    conn: &ConnInfo,
+    hello: Hello,
+    stream: &str,
+    token_cookie: Option<&str>,
+) -> Result<Option<Principal>, String> {
     let ctx = AuthContext {
-        token: conn.token(&hello, stream.cfg.token_cookie.as_deref()),
+        token: conn.token(&hello, token_cookie),
         headers: conn.headers.clone(),
         cookies: conn.cookies.clone(),
         query: conn.query.clone(),
         path: conn.path.clone(),
         remote: conn.remote,
         hello,
-        stream: stream.name.clone(),
+        stream: stream.to_string(),
     };
-    // A panicking or failing authenticator refuses the viewer; the token is never logged.
     match tokio::spawn(auth(ctx)).await {
         Ok(Ok(p)) => Ok(p),
         Ok(Err(e)) => {
-            tracing::info!(stream = %stream.name, remote = ?conn.remote, reason = %e, "viewer refused");
+            tracing::info!(%stream, remote = ?conn.remote, reason = %e, "refused");
             Err(e.0)
         }
         Err(e) => {
-            tracing::warn!(stream = %stream.name, error = %e, "authenticator failed");
+            tracing::warn!(%stream, error = %e, "authenticator failed");
             Err("authenticator failed".into())
         }
     }

@@ -221,3 +221,60 @@ async fn foreign_origins_are_refused_at_the_upgrade() {
         403
     );
 }
+
+#[tokio::test]
+async fn a_protected_streams_rest_routes_need_its_credentials_and_health_stays_open() {
+    let (_server, addr) = hub().await;
+    assert_eq!(http_get(addr, "/health").await.0, 200);
+    assert_eq!(http_get(addr, "/streams/cam/metrics").await.0, 401);
+    assert_eq!(
+        http_get(addr, "/streams/cam/metrics?token=nope").await.0,
+        401
+    );
+    assert_eq!(
+        http_get(addr, "/streams/cam/metrics?token=good").await.0,
+        200
+    );
+    assert_eq!(http_get(addr, "/streams/cam/recorded-events").await.0, 401);
+    assert_eq!(
+        http_get(addr, "/streams/admin/metrics?token=good").await.0,
+        401,
+        "per-stream decision"
+    );
+    assert_eq!(
+        http_get(addr, "/streams/admin/metrics?token=root").await.0,
+        200
+    );
+    // No hub-level authenticator: the listing is open.
+    assert_eq!(http_get(addr, "/streams").await.0, 200);
+}
+
+#[tokio::test]
+async fn a_hub_level_authenticator_guards_the_listing_and_open_streams() {
+    let cfg = framehub::ServerConfig {
+        authenticate: Some(auth()),
+        ..framehub::ServerConfig::default()
+    };
+    let server = Server::builder()
+        .config(cfg)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    server
+        .add_stream("open", 8, 8, StreamConfig::default())
+        .unwrap();
+    assert_eq!(http_get(addr, "/health").await.0, 200);
+    assert_eq!(http_get(addr, "/streams").await.0, 401);
+    assert_eq!(http_get(addr, "/streams?token=good").await.0, 200);
+    assert_eq!(http_get(addr, "/_/metrics").await.0, 401);
+    assert_eq!(http_get(addr, "/_/metrics?token=good").await.0, 200);
+    assert_eq!(http_get(addr, "/streams/open/metrics").await.0, 401);
+    assert_eq!(
+        http_get(addr, "/streams/open/metrics?token=good").await.0,
+        200
+    );
+    // The pages and the client's files stay open (the WebSocket has its own checks).
+    assert_eq!(http_get(addr, "/open").await.0, 200);
+    assert_eq!(http_get(addr, "/_/framehub.js").await.0, 200);
+}
