@@ -189,6 +189,7 @@ class ServerBase(Generic[D]):
         None), ``event_queue`` (1024), ``token_cookie``, ``image_format``
         (``"jpeg"``/``"png"``), ``has_h264``, ``bitrate``, ``still_after``,
         ``max_viewers``, ``events_per_second``, ``event_burst``, ``idle_timeout``,
+        ``record_file`` (a path: events appended as JSON lines),
         ``adaptive``, ``gpu``. See ``framehub.STREAM_SETTINGS``.
 
         Raises ``InvalidNameError``, ``StreamExistsError``,

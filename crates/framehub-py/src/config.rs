@@ -22,6 +22,7 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "stats_interval",
     "event_queue",
     "record_events",
+    "record_file",
     "authenticate",
     "token_cookie",
     "input",
@@ -64,6 +65,9 @@ pub(crate) fn stream_config(
             "stats_interval" => c.stats_interval = opt(v, |v| duration(v, k, false))?,
             "event_queue" => c.event_queue = int_in(v, k, 1, 1_000_000)?,
             "record_events" => c.record_events = boolean(v, k)?,
+            "record_file" => {
+                c.record_file = opt(v, |v| string(v, k))?.map(std::path::PathBuf::from)
+            }
             "authenticate" => {
                 c.authenticate = opt(v, |v| {
                     let py = v.py();

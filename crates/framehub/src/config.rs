@@ -98,6 +98,10 @@ pub struct StreamConfig {
     pub event_queue: usize,
     /// Keep a bounded log of raw events for `/recorded-events`.
     pub record_events: bool,
+    /// Also append every event, one JSON object per line, to this file
+    /// (created if missing; written by a thread of its own through a bounded
+    /// queue; lines that do not fit are dropped and counted).
+    pub record_file: Option<std::path::PathBuf>,
     /// Most viewers of this stream at once (more are closed with 1008).
     pub max_viewers: usize,
     /// Sustained input events per second per viewer; beyond it and its burst: close 1008.
@@ -128,6 +132,7 @@ impl Default for StreamConfig {
             stats_interval: None,
             event_queue: 1024,
             record_events: false,
+            record_file: None,
             max_viewers: 1000,
             events_per_second: framehub_proto::session::DEFAULT_EVENTS_PER_SECOND,
             event_burst: framehub_proto::session::DEFAULT_EVENT_BURST,
@@ -153,6 +158,7 @@ impl fmt::Debug for StreamConfig {
             .field("stats_interval", &self.stats_interval)
             .field("event_queue", &self.event_queue)
             .field("record_events", &self.record_events)
+            .field("record_file", &self.record_file)
             .field("max_viewers", &self.max_viewers)
             .field("events_per_second", &self.events_per_second)
             .field("event_burst", &self.event_burst)

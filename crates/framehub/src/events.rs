@@ -27,23 +27,78 @@ pub(crate) struct EventQueue {
     dropped: AtomicU64,
     pub notify: Notify,
     recorded: Option<Mutex<VecDeque<serde_json::Value>>>,
+    /// Lines for the JSON-lines file, to its writer thread.
+    file: Option<std::sync::mpsc::SyncSender<String>>,
+    file_dropped: AtomicU64,
+}
+
+/// Lines queued for the record file before new ones are dropped.
+const FILE_QUEUE: usize = 4096;
+
+/// Starts the thread that appends lines to `path`; None when it cannot be opened.
+fn start_file_writer(path: &std::path::Path) -> Option<std::sync::mpsc::SyncSender<String>> {
+    use std::io::Write;
+    let file = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "cannot open the event record file");
+            return None;
+        }
+    };
+    let (tx, rx) = std::sync::mpsc::sync_channel::<String>(FILE_QUEUE);
+    let shown = path.display().to_string();
+    let spawned = std::thread::Builder::new()
+        .name("framehub-record".into())
+        .spawn(move || {
+            let mut out = std::io::BufWriter::new(file);
+            // Ends when the queue's sender (the stream) is dropped.
+            while let Ok(line) = rx.recv() {
+                let mut ok = writeln!(out, "{line}").is_ok();
+                // Flush when nothing else is waiting, so the file is current.
+                while let Ok(more) = rx.try_recv() {
+                    ok &= writeln!(out, "{more}").is_ok();
+                }
+                ok &= out.flush().is_ok();
+                if !ok {
+                    tracing::error!(path = %shown, "writing the event record file failed");
+                }
+            }
+        });
+    spawned.ok().map(|_| tx)
 }
 
 /// Most events kept by `record_events`.
 pub(crate) const MAX_RECORDED: usize = 10_000;
 
 impl EventQueue {
-    pub fn new(capacity: usize, record: bool) -> Self {
+    pub fn new(capacity: usize, record: bool, file: Option<&std::path::Path>) -> Self {
         EventQueue {
             queue: Mutex::new(VecDeque::new()),
             capacity: capacity.max(1),
             dropped: AtomicU64::new(0),
             notify: Notify::new(),
             recorded: record.then(|| Mutex::new(VecDeque::new())),
+            file: file.and_then(start_file_writer),
+            file_dropped: AtomicU64::new(0),
         }
     }
 
+    /// Lines the record file could not take (its queue was full).
+    pub fn file_dropped(&self) -> u64 {
+        self.file_dropped.load(Ordering::Relaxed)
+    }
+
     pub fn push(&self, ev: ViewerEvent) {
+        if let Some(tx) = &self.file {
+            let line = serde_json::to_string(&ev).unwrap_or_default();
+            if tx.try_send(line).is_err() {
+                self.file_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         if let Some(rec) = &self.recorded {
             let mut rec = lock(rec);
             if rec.len() >= MAX_RECORDED {

@@ -126,7 +126,11 @@ impl StreamShared {
             .copied()
             .chain([OutputFormat::H264])
             .collect();
-        let events = EventQueue::new(cfg.event_queue, cfg.record_events);
+        let events = EventQueue::new(
+            cfg.event_queue,
+            cfg.record_events,
+            cfg.record_file.as_deref(),
+        );
         Arc::new(StreamShared {
             name,
             cfg,
@@ -431,6 +435,11 @@ impl Stream {
     /// Events dropped because the queue was full.
     pub fn events_dropped(&self) -> u64 {
         self.shared.events.dropped()
+    }
+
+    /// Event lines the `record_file` writer could not keep up with (dropped).
+    pub fn record_file_dropped(&self) -> u64 {
+        self.shared.events.file_dropped()
     }
 
     /// Viewers connected now (handshake done).

@@ -141,3 +141,41 @@ async fn pages_and_assets_are_served() {
     assert!(body.contains("RemoteFramebufferView"));
     assert_eq!(http_get(addr, "/_/missing.js").await.0, 404);
 }
+
+#[tokio::test]
+async fn events_are_appended_to_a_json_lines_file() {
+    let path = std::env::temp_dir().join(format!("framehub-record-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let cfg = StreamConfig {
+        record_file: Some(path.clone()),
+        ..StreamConfig::default()
+    };
+    server.add_stream("rec", 8, 8, cfg).unwrap();
+    let mut c = Client::open(addr, "/rec", &["image/jpeg"]).await;
+    for k in ["a", "b", "c"] {
+        c.send_json(json!({"type":"event","event":{"event_type":"key_down","key":k}}))
+            .await;
+    }
+    let mut lines = Vec::new();
+    for _ in 0..100 {
+        lines = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect();
+        if lines.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let keys: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["event"]["key"].clone())
+        .collect();
+    assert_eq!(keys, [json!("a"), json!("b"), json!("c")]);
+    let first: Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(first["client_id"].as_u64(), Some(c.session_id()));
+    let _ = std::fs::remove_file(&path);
+}
