@@ -59,7 +59,7 @@ where
 }
 
 /// Whose input events reach the publisher (`docs/protocol.md` §6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default)]
 pub enum InputPolicy {
     /// Every viewer's events.
     #[default]
@@ -68,6 +68,49 @@ pub enum InputPolicy {
     First,
     /// Nobody's: view only.
     None,
+    /// Those viewers whose principal the filter accepts (decided once, when
+    /// the viewer is admitted; `None` is an anonymous viewer).
+    Principals(InputFilter),
+}
+
+/// A decision per principal for [`InputPolicy::Principals`].
+#[derive(Clone)]
+pub struct InputFilter(Arc<dyn Fn(Option<&Principal>) -> bool + Send + Sync>);
+
+impl InputFilter {
+    /// Wraps `f`: `true` lets that principal's events through.
+    pub fn new(f: impl Fn(Option<&Principal>) -> bool + Send + Sync + 'static) -> Self {
+        InputFilter(Arc::new(f))
+    }
+
+    /// Whether `principal`'s events are delivered.
+    pub fn allows(&self, principal: Option<&Principal>) -> bool {
+        (self.0)(principal)
+    }
+}
+
+impl fmt::Debug for InputFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("InputFilter(..)")
+    }
+}
+
+impl InputPolicy {
+    /// Whether the viewer `id` with `principal` controls, given the
+    /// longest-connected viewer `first`.
+    pub(crate) fn controls(
+        &self,
+        id: u64,
+        principal: Option<&Principal>,
+        first: Option<u64>,
+    ) -> bool {
+        match self {
+            InputPolicy::All => true,
+            InputPolicy::None => false,
+            InputPolicy::First => first.is_none_or(|f| f == id),
+            InputPolicy::Principals(filter) => filter.allows(principal),
+        }
+    }
 }
 
 /// Settings of one stream.

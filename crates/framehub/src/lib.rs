@@ -39,8 +39,8 @@ mod video;
 mod viewer;
 
 pub use config::{
-    authenticator, AuthContext, AuthError, AuthFuture, Authenticator, InputPolicy, Origins,
-    ServerConfig, StreamConfig,
+    authenticator, AuthContext, AuthError, AuthFuture, Authenticator, InputFilter, InputPolicy,
+    Origins, ServerConfig, StreamConfig,
 };
 pub use error::{check_stream_name, Error, RESERVED_NAMES};
 pub use events::ViewerEvent;

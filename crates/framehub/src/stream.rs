@@ -19,11 +19,12 @@ use bytes::Bytes;
 use framehub_proto::{FrameInfo, ImageFormat, Offer, OutputFormat, SessionMetrics};
 use tokio::sync::watch;
 
-use crate::config::{InputPolicy, StreamConfig};
+use crate::config::StreamConfig;
 use crate::events::{lock, EventQueue, ViewerEvent};
 use crate::frame::{Frame, RawFrame};
 use crate::server::Server;
 use crate::Error;
+use framehub_proto::Principal;
 
 /// An encoded frame shared by every viewer of its format (the bytes are reference-counted).
 #[derive(Debug)]
@@ -56,6 +57,7 @@ pub(crate) struct Shared {
 pub(crate) struct ViewerEntry {
     pub metrics: SessionMetrics,
     pub controller: watch::Sender<bool>,
+    pub principal: Option<framehub_proto::Principal>,
 }
 
 /// The stream's state, shared by its handles, its encode thread and its viewers.
@@ -321,16 +323,16 @@ impl StreamShared {
         self.events.push(ev);
     }
 
-    /// Whether a viewer joining now with `session_id` controls under the input policy.
-    pub fn initial_controller(&self, session_id: u64) -> bool {
-        match self.cfg.input {
-            InputPolicy::All => true,
-            InputPolicy::None => false,
-            InputPolicy::First => lock(&self.viewers)
-                .keys()
-                .next()
-                .is_none_or(|first| *first > session_id),
-        }
+    /// Whether a viewer joining now with `session_id` and `principal` controls under the input policy.
+    pub fn initial_controller(&self, session_id: u64, principal: Option<&Principal>) -> bool {
+        let first = lock(&self.viewers)
+            .keys()
+            .next()
+            .copied()
+            .filter(|f| *f < session_id);
+        self.cfg
+            .input
+            .controls(session_id, principal, Some(first.unwrap_or(session_id)))
     }
 
     /// Recomputes who controls under the stream's input policy and tells each viewer.
@@ -338,11 +340,7 @@ impl StreamShared {
         let viewers = lock(&self.viewers);
         let first = viewers.keys().next().copied();
         for (id, v) in viewers.iter() {
-            let c = match self.cfg.input {
-                InputPolicy::All => true,
-                InputPolicy::None => false,
-                InputPolicy::First => Some(*id) == first,
-            };
+            let c = self.cfg.input.controls(*id, v.principal.as_ref(), first);
             v.controller
                 .send_if_modified(|old| std::mem::replace(old, c) != c);
         }

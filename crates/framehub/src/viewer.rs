@@ -147,7 +147,8 @@ pub(crate) async fn run<S, E>(
                 Output::Authenticate(hello) => {
                     let verdict = authenticate(&stream, &conn, hello).await;
                     // `config` tells the viewer whether it controls: decide before it is built.
-                    session.set_controller(stream.initial_controller(session_id));
+                    let who = verdict.as_ref().ok().and_then(|p| p.as_ref());
+                    session.set_controller(stream.initial_controller(session_id, who));
                     session.handle_auth(Instant::now(), verdict);
                     if let Some(neg) = session.negotiated() {
                         principal = session.principal().cloned();
@@ -166,6 +167,7 @@ pub(crate) async fn run<S, E>(
                             ViewerEntry {
                                 metrics: session.metrics(Instant::now()),
                                 controller: controller_tx.clone(),
+                                principal: principal.clone(),
                             },
                         );
                         registration = Some(Registration {

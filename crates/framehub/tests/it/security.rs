@@ -278,3 +278,37 @@ async fn a_hub_level_authenticator_guards_the_listing_and_open_streams() {
     assert_eq!(http_get(addr, "/open").await.0, 200);
     assert_eq!(http_get(addr, "/_/framehub.js").await.0, 200);
 }
+
+#[tokio::test]
+async fn an_input_filter_decides_per_principal() {
+    use framehub::{InputFilter, InputPolicy};
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let only_ann =
+        InputPolicy::Principals(InputFilter::new(|p| p.is_some_and(|p| p.as_str() == "ann")));
+    let cfg = StreamConfig::default().authenticate(auth()).input(only_ann);
+    let stream = server.add_stream("cam", 8, 8, cfg).unwrap();
+    let mut ann = Client::connect(addr, "/cam?token=good").await;
+    ann.hello(&["image/jpeg"]).await;
+    expect_config(&mut ann).await;
+    let mut root = Client::connect(addr, "/cam?token=root").await;
+    root.hello(&["image/jpeg"]).await;
+    expect_config(&mut root).await;
+    assert_eq!(ann.config.as_ref().unwrap()["controller"], true);
+    assert_eq!(root.config.as_ref().unwrap()["controller"], false);
+    for c in [&mut ann, &mut root] {
+        c.send_json(json!({"type":"event","event":{"event_type":"key_down","key":"x"}}))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let from: Vec<_> = stream
+        .poll_events()
+        .into_iter()
+        .map(|e| e.principal.unwrap().as_str().to_string())
+        .collect();
+    assert_eq!(
+        from,
+        ["ann"],
+        "only the allowed principal's events are delivered"
+    );
+}
