@@ -73,9 +73,12 @@ pub enum InputPolicy {
     Principals(InputFilter),
 }
 
+/// The function behind an [`InputFilter`].
+type PrincipalPredicate = dyn Fn(Option<&Principal>) -> bool + Send + Sync;
+
 /// A decision per principal for [`InputPolicy::Principals`].
 #[derive(Clone)]
-pub struct InputFilter(Arc<dyn Fn(Option<&Principal>) -> bool + Send + Sync>);
+pub struct InputFilter(Arc<PrincipalPredicate>);
 
 impl InputFilter {
     /// Wraps `f`: `true` lets that principal's events through.
