@@ -295,6 +295,7 @@ impl fmt::Debug for ServerConfig {
         f.debug_struct("ServerConfig")
             .field("authenticate", &self.authenticate.is_some())
             .field("origins", &self.origins)
+            .field("trust_proxy", &self.trust_proxy)
             .field("write_timeout", &self.write_timeout)
             .field("max_write_buffer", &self.max_write_buffer)
             .field("hello_timeout", &self.hello_timeout)
@@ -318,6 +319,11 @@ pub struct ServerConfig {
     pub authenticate: Option<Authenticator>,
     /// Which web pages may connect (HTTP 403 otherwise).
     pub origins: Origins,
+    /// The hub runs behind a reverse proxy it trusts: the client's address is
+    /// the first `X-Forwarded-For` entry (authenticators, per-address
+    /// limits) and the browser's host is `X-Forwarded-Host` (same-origin
+    /// checks). Off (default): those headers are ignored, as any client can send them.
+    pub trust_proxy: bool,
     /// Close a viewer whose socket accepts no data for this long.
     pub write_timeout: Duration,
     /// Most bytes queued for one viewer's socket; a frame that does not fit
@@ -340,6 +346,7 @@ impl Default for ServerConfig {
         ServerConfig {
             authenticate: None,
             origins: Origins::default(),
+            trust_proxy: false,
             write_timeout: Duration::from_secs(10),
             max_write_buffer: 64 << 20,
             hello_timeout: framehub_proto::session::DEFAULT_HELLO_TIMEOUT,

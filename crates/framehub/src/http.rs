@@ -233,7 +233,8 @@ async fn rest_allowed(
     let Some(auth) = auth else {
         return Ok(());
     };
-    match viewer::check(auth, &conn_info(parts), Default::default(), name, cookie).await {
+    let conn = conn_info(parts, inner.cfg.trust_proxy);
+    match viewer::check(auth, &conn, Default::default(), name, cookie).await {
         Ok(_) => Ok(()),
         Err(_) => Err((
             StatusCode::UNAUTHORIZED,
@@ -283,7 +284,7 @@ async fn stream_path(
     ws_or_page(inner, name, req, "viewer.html").await
 }
 
-fn conn_info(parts: &axum::http::request::Parts) -> ConnInfo {
+fn conn_info(parts: &axum::http::request::Parts, trust_proxy: bool) -> ConnInfo {
     let headers: BTreeMap<String, String> = parts
         .headers
         .iter()
@@ -307,10 +308,16 @@ fn conn_info(parts: &axum::http::request::Parts) -> ConnInfo {
     let query = Query::<BTreeMap<String, String>>::try_from_uri(&parts.uri)
         .map(|q| q.0)
         .unwrap_or_default();
-    let remote = parts
+    let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
+    // Behind a trusted reverse proxy the client is the first X-Forwarded-For
+    // entry; otherwise that header is the client's word and is ignored.
+    let forwarded = trust_proxy
+        .then(|| forwarded_for(&parts.headers, peer.map_or(0, |p| p.port())))
+        .flatten();
+    let remote = forwarded.or(peer);
     ConnInfo {
         headers,
         cookies,
@@ -320,16 +327,40 @@ fn conn_info(parts: &axum::http::request::Parts) -> ConnInfo {
     }
 }
 
+/// The client address a trusted proxy names in `X-Forwarded-For` (its first
+/// entry), with `port` (the proxy does not say the client's).
+fn forwarded_for(headers: &HeaderMap, port: u16) -> Option<SocketAddr> {
+    let first = headers
+        .get("x-forwarded-for")?
+        .to_str()
+        .ok()?
+        .split(',')
+        .next()?
+        .trim();
+    let ip: std::net::IpAddr = first
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
+    Some(SocketAddr::new(ip, port))
+}
+
 /// Checks the upgrade's `Origin` against the hub's [`Origins`] policy; `Err`
-/// carries the refused origin.
+/// carries the refused origin. Behind a trusted proxy the host the browser
+/// used is `X-Forwarded-Host`.
 fn check_origin(inner: &Inner, headers: &HeaderMap) -> Result<(), String> {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return Ok(()); // not a browser page
     };
     let origin = origin.trim_end_matches('/');
     let host_part = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    let host_header = if inner.cfg.trust_proxy && headers.contains_key("x-forwarded-host") {
+        "x-forwarded-host"
+    } else {
+        "host"
+    };
     let same_origin = headers
-        .get(header::HOST)
+        .get(host_header)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|host| host.eq_ignore_ascii_case(host_part));
     let allowed = same_origin
@@ -386,7 +417,7 @@ async fn ws_or_page(inner: Arc<Inner>, name: String, req: Request, page_name: &s
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
-    let conn = conn_info(&parts);
+    let conn = conn_info(&parts, inner.cfg.trust_proxy);
     let ws = ws
         .max_message_size(inner.cfg.max_message_size)
         .max_frame_size(inner.cfg.max_message_size);

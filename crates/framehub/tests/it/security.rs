@@ -312,3 +312,59 @@ async fn an_input_filter_decides_per_principal() {
         "only the allowed principal's events are delivered"
     );
 }
+
+#[tokio::test]
+async fn x_forwarded_headers_count_only_behind_a_trusted_proxy() {
+    for trust in [false, true] {
+        let cfg = framehub::ServerConfig {
+            trust_proxy: trust,
+            ..framehub::ServerConfig::default()
+        };
+        let server = Server::builder()
+            .config(cfg)
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        let addr = server.local_addr().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let seen2 = seen.clone();
+        let who = authenticator(move |ctx| {
+            *seen2.lock().unwrap() = ctx.remote.map(|r| r.ip().to_string());
+            async { Ok(None) }
+        });
+        server
+            .add_stream("s", 8, 8, StreamConfig::default().authenticate(who))
+            .unwrap();
+        let headers = [
+            ("x-forwarded-for", "203.0.113.9, 10.0.0.1"),
+            ("x-forwarded-host", "public.example"),
+            ("origin", "https://public.example"),
+        ];
+        let mut req = format!("ws://{addr}/s").into_client_request().unwrap();
+        for (k, v) in headers {
+            req.headers_mut().insert(k, v.parse().unwrap());
+        }
+        match tokio_tungstenite::connect_async(req).await {
+            Ok((ws, _)) => {
+                assert!(
+                    trust,
+                    "without trust the forwarded host does not make the origin same-origin"
+                );
+                let mut c = Client { ws, config: None };
+                c.hello(&["image/jpeg"]).await;
+                expect_config(&mut c).await;
+                assert_eq!(seen.lock().unwrap().as_deref(), Some("203.0.113.9"));
+            }
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                assert!(!trust, "refused behind a trusted proxy: {}", resp.status());
+                assert_eq!(resp.status().as_u16(), 403);
+                // Without the foreign Origin, the peer's own address is what counts.
+                let mut c = connect_with(addr, "/s", &[("x-forwarded-for", "203.0.113.9")]).await;
+                c.hello(&["image/jpeg"]).await;
+                expect_config(&mut c).await;
+                assert_eq!(seen.lock().unwrap().as_deref(), Some("127.0.0.1"));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
