@@ -116,6 +116,25 @@ impl InputPolicy {
     }
 }
 
+/// Who decides a stream's size (`docs/protocol.md` §5, `resize`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResizePolicy {
+    /// The publisher: viewers' sizes arrive as `resize` events, the stream
+    /// keeps the size of what is published.
+    #[default]
+    Publisher,
+    /// The controlling viewer: its viewport (device pixels) becomes the
+    /// stream's [`crate::Stream::target_size`], once it has held still for
+    /// `debounce`, clamped to `max_size` and rounded down to even sides. The
+    /// publisher renders that size; a viewer never makes the hub allocate.
+    Controller {
+        /// Largest target size, in pixels.
+        max_size: (u32, u32),
+        /// How long a size must hold before it becomes the target.
+        debounce: Duration,
+    },
+}
+
 /// Settings of one stream.
 #[derive(Clone)]
 pub struct StreamConfig {
@@ -162,6 +181,8 @@ pub struct StreamConfig {
     pub token_cookie: Option<String>,
     /// Whose events are delivered.
     pub input: InputPolicy,
+    /// Who decides the stream's size.
+    pub resize_policy: ResizePolicy,
 }
 
 impl Default for StreamConfig {
@@ -186,6 +207,7 @@ impl Default for StreamConfig {
             authenticate: None,
             token_cookie: None,
             input: InputPolicy::All,
+            resize_policy: ResizePolicy::Publisher,
         }
     }
 }
@@ -211,6 +233,7 @@ impl fmt::Debug for StreamConfig {
             .field("idle_timeout", &self.idle_timeout)
             .field("authenticate", &self.authenticate.is_some())
             .field("input", &self.input)
+            .field("resize_policy", &self.resize_policy)
             .finish()
     }
 }

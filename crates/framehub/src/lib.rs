@@ -40,7 +40,7 @@ mod viewer;
 
 pub use config::{
     authenticator, AuthContext, AuthError, AuthFuture, Authenticator, InputFilter, InputPolicy,
-    Origins, ServerConfig, StreamConfig,
+    Origins, ResizePolicy, ServerConfig, StreamConfig,
 };
 pub use error::{check_stream_name, Error, RESERVED_NAMES};
 pub use events::ViewerEvent;

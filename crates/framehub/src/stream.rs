@@ -19,7 +19,7 @@ use bytes::Bytes;
 use framehub_proto::{FrameInfo, ImageFormat, Offer, OutputFormat, SessionMetrics};
 use tokio::sync::watch;
 
-use crate::config::StreamConfig;
+use crate::config::{ResizePolicy, StreamConfig};
 use crate::events::{lock, EventQueue, ViewerEvent};
 use crate::frame::{Frame, RawFrame};
 use crate::server::Server;
@@ -89,6 +89,15 @@ pub(crate) struct StreamShared {
     pub closed: watch::Sender<bool>,
     /// Viewer connections of this stream, handshake done or not (for `max_viewers`).
     pub viewer_tasks: std::sync::atomic::AtomicUsize,
+    /// Under `ResizePolicy::Controller`: the target size, and a proposed one with when it came.
+    target: Mutex<TargetSize>,
+}
+
+/// The size a controlling viewer asked for (see [`crate::ResizePolicy::Controller`]).
+#[derive(Debug, Default)]
+struct TargetSize {
+    settled: Option<(u32, u32)>,
+    proposed: Option<((u32, u32), Instant)>,
 }
 
 /// Image formats every stream can encode.
@@ -165,6 +174,7 @@ impl StreamShared {
             publish_times: Mutex::new(Default::default()),
             closed: watch::channel(false).0,
             viewer_tasks: std::sync::atomic::AtomicUsize::new(0),
+            target: Mutex::new(TargetSize::default()),
         })
     }
 
@@ -323,6 +333,33 @@ impl StreamShared {
         self.events.push(ev);
     }
 
+    /// A controlling viewer's viewport, `pwidth` × `pheight` device pixels:
+    /// proposed as the target size under `ResizePolicy::Controller`.
+    pub fn propose_size(&self, pwidth: u32, pheight: u32, now: Instant) {
+        if let ResizePolicy::Controller { max_size, .. } = self.cfg.resize_policy {
+            let clamp = |v: u32, max: u32| (v.clamp(2, max.max(2))) & !1;
+            let size = (clamp(pwidth, max_size.0), clamp(pheight, max_size.1));
+            let mut t = lock(&self.target);
+            if t.proposed.is_none_or(|(s, _)| s != size) {
+                t.proposed = Some((size, now));
+            }
+        }
+    }
+
+    /// The target size at `now`: the last proposal that held for the debounce time.
+    pub fn target_size(&self, now: Instant) -> Option<(u32, u32)> {
+        let ResizePolicy::Controller { debounce, .. } = self.cfg.resize_policy else {
+            return None;
+        };
+        let mut t = lock(&self.target);
+        if let Some((size, at)) = t.proposed {
+            if now.saturating_duration_since(at) >= debounce {
+                t.settled = Some(size);
+            }
+        }
+        t.settled
+    }
+
     /// Whether a viewer joining now with `session_id` and `principal` controls under the input policy.
     pub fn initial_controller(&self, session_id: u64, principal: Option<&Principal>) -> bool {
         let first = lock(&self.viewers)
@@ -457,6 +494,14 @@ impl Stream {
     /// encoded at most once per format, whatever the number of viewers).
     pub fn encode_count(&self, format: OutputFormat) -> u64 {
         self.shared.encode_count(format)
+    }
+
+    /// The size the controlling viewer asks for, under
+    /// [`crate::ResizePolicy::Controller`] (None otherwise, or before any
+    /// viewer reported a size): even, within the policy's `max_size`, and
+    /// stable for its `debounce`. Render frames of this size.
+    pub fn target_size(&self) -> Option<(u32, u32)> {
+        self.shared.target_size(Instant::now())
     }
 
     /// Lossless stills made since the stream was created (at most one per

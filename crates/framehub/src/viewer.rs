@@ -221,12 +221,18 @@ pub(crate) async fn run<S, E>(
                         return;
                     }
                 }
-                Output::Event { event, received } => stream.push_event(ViewerEvent {
-                    client_id: session_id,
-                    principal: principal.clone(),
-                    received_us: stream.micros_since_created(received),
-                    event,
-                }),
+                Output::Event { event, received } => {
+                    // Only delivered events (a controller's) can propose a size.
+                    if let framehub_proto::InputEvent::Resize(r) = &event {
+                        stream.propose_size(r.pwidth, r.pheight, received);
+                    }
+                    stream.push_event(ViewerEvent {
+                        client_id: session_id,
+                        principal: principal.clone(),
+                        received_us: stream.micros_since_created(received),
+                        event,
+                    });
+                }
                 Output::RequestKeyframe => stream.request_keyframe(),
                 Output::Close { code, reason } => {
                     counters.count_close(code);

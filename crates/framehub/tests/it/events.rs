@@ -170,3 +170,47 @@ async fn first_policy_hands_control_to_the_next_viewer() {
         .await;
     assert_eq!(wait_events(&stream, 1).await.len(), 1);
 }
+
+#[tokio::test]
+async fn under_the_controller_resize_policy_only_the_controller_sets_a_clamped_debounced_target() {
+    use framehub::ResizePolicy;
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let policy = ResizePolicy::Controller {
+        max_size: (1920, 1080),
+        debounce: Duration::from_millis(150),
+    };
+    let cfg = StreamConfig {
+        resize_policy: policy,
+        ..StreamConfig::default()
+    }
+    .input(InputPolicy::First);
+    let stream = server.add_stream("s", 64, 64, cfg).unwrap();
+    let mut controller = Client::open(addr, "/s", &["image/jpeg"]).await;
+    let mut other = Client::open(addr, "/s", &["image/jpeg"]).await;
+    assert_eq!(stream.target_size(), None);
+    let viewport = |w: u32, h: u32| json!({"type":"set_viewport","width":w,"height":h,"pwidth":w,"pheight":h,"ratio":1});
+    controller.send_json(viewport(5000, 3001)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        stream.target_size(),
+        Some((1920, 1080)),
+        "clamped to max_size"
+    );
+    controller.send_json(viewport(801, 601)).await;
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    assert_eq!(
+        stream.target_size(),
+        Some((1920, 1080)),
+        "not before the debounce"
+    );
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(stream.target_size(), Some((800, 600)), "even sides");
+    other.send_json(viewport(300, 300)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        stream.target_size(),
+        Some((800, 600)),
+        "a viewer without control changes nothing"
+    );
+}
