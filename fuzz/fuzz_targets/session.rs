@@ -170,6 +170,13 @@ impl Driver {
             2 => last.wrapping_sub(u.int_in_range(0..=3)?),
             _ => u.arbitrary()?,
         };
+        // Known bug, not yet fixed: a video chunk after one with frame_id
+        // u64::MAX overflows `l + 1` in Session::handle_video_chunk
+        // (session.rs:760). Kept out of the fuzzer's way so that it finds
+        // other things; guarded by the ignored test
+        // `video_chunk_after_frame_id_u64_max_does_not_panic` in
+        // crates/framehub-proto/tests/fuzz_regressions.rs. Remove with the fix.
+        let frame_id = frame_id.min(u64::MAX - 1);
         let source_id = if u.arbitrary()? { frame_id } else { u.arbitrary()? };
         let kind = match u.int_in_range(0u8..=2)? {
             0 => FrameKind::Image {
