@@ -373,6 +373,14 @@ pub struct Session {
     sent_since_ack: bool,
 }
 
+/// `t + d`, or a time a year after `t` when that does not fit in an
+/// `Instant` (a caller may configure a huge timeout to mean "never").
+pub fn later(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d)
+        .or_else(|| t.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(t)
+}
+
 /// Longest reason allowed in a close frame (RFC 6455 §5.5: 125-byte control payload − 2-byte code).
 const MAX_REASON: usize = 123;
 
@@ -391,7 +399,7 @@ impl Session {
     /// A new session for a viewer that connected at `now`; it waits for `hello`.
     pub fn new(now: Instant, mut cfg: SessionConfig) -> Self {
         cfg.max_inflight = cfg.max_inflight.clamp(1, 16);
-        let deadline = now + cfg.hello_timeout;
+        let deadline = later(now, cfg.hello_timeout);
         let controller = cfg.controller;
         let event_tokens = cfg.event_burst;
         Session {
@@ -625,7 +633,7 @@ impl Session {
             self.keyframe_requested_at = Some(now);
         }
         self.negotiated = Some(neg);
-        self.next_stats = self.cfg.stats_interval.map(|d| now + d);
+        self.next_stats = self.cfg.stats_interval.map(|d| later(now, d));
         while let Some((ev, at)) = self.held_events.pop_front() {
             self.deliver(at, ev);
         }
@@ -757,7 +765,9 @@ impl Session {
     }
 
     fn handle_video_chunk(&mut self, now: Instant, chunk: FrameInfo) {
-        let continues = self.video_last.is_some_and(|l| chunk.frame_id == l + 1);
+        let continues = self
+            .video_last
+            .is_some_and(|l| l.checked_add(1) == Some(chunk.frame_id));
         let key = chunk.is_keyframe();
         if !self.visible || !self.is_open() {
             self.need_keyframe = true;
@@ -799,7 +809,10 @@ impl Session {
             State::Closed => return,
             _ => {}
         }
-        if self.is_open() && self.sent_since_ack && now >= self.last_ack + self.cfg.idle_timeout {
+        if self.is_open()
+            && self.sent_since_ack
+            && now >= later(self.last_ack, self.cfg.idle_timeout)
+        {
             let secs = self.cfg.idle_timeout.as_secs();
             return self.close(close_code::POLICY, format!("idle: no ack for {secs} s"));
         }
@@ -814,7 +827,7 @@ impl Session {
             if now >= t && self.is_open() {
                 let stats = self.stats(now);
                 self.push_out(Output::Text(ServerMessage::Stats(Box::new(stats))));
-                self.next_stats = self.cfg.stats_interval.map(|d| now + d);
+                self.next_stats = self.cfg.stats_interval.map(|d| later(now, d));
             }
         }
     }
@@ -828,13 +841,13 @@ impl Session {
         };
         let mut earliest = |x: Instant| t = Some(t.map_or(x, |t: Instant| t.min(x)));
         if let Some(f) = self.inflight.front() {
-            earliest(f.sent_at + self.cfg.inflight_timeout);
+            earliest(later(f.sent_at, self.cfg.inflight_timeout));
         }
         if let Some(s) = self.next_stats {
             earliest(s);
         }
         if self.sent_since_ack {
-            earliest(self.last_ack + self.cfg.idle_timeout);
+            earliest(later(self.last_ack, self.cfg.idle_timeout));
         }
         t
     }

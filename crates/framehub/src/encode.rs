@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use framehub_codec::{Encoder, JpegEncoder, PngEncoder};
+use framehub_proto::session::later;
 use framehub_proto::{FrameInfo, FrameKind, ImageFormat, OutputFormat};
 
 use crate::events::lock;
@@ -65,8 +66,12 @@ pub(crate) fn next_job(
     let mut earliest = |t: Instant| wake = Some(wake.map_or(t, |w: Instant| w.min(t)));
 
     // Frame-rate cap: nothing new is encoded before the interval has passed.
-    if let (Some(fps), Some(last)) = (stream.cfg.fps, s.last_encode) {
-        let due = last + Duration::from_secs_f64(1.0 / fps);
+    let interval = stream
+        .cfg
+        .fps
+        .and_then(|f| Duration::try_from_secs_f64(1.0 / f).ok());
+    if let (Some(interval), Some(last)) = (interval, s.last_encode) {
+        let due = later(last, interval);
         if now < due {
             return Err(Some(due));
         }
@@ -101,7 +106,7 @@ pub(crate) fn next_job(
 
     if let Some(after) = stream.cfg.still_after {
         if s.still < frame.id && stream.lossy_viewers() > 0 {
-            let due = frame.published_at + after;
+            let due = later(frame.published_at, after);
             if now >= due {
                 return Ok(Job::Still(frame));
             }
