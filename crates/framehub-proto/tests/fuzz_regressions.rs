@@ -44,13 +44,11 @@ fn video_chunk(frame_id: u64, keyframe: bool) -> FrameInfo {
 /// Decoded: an H.264 stream, credit 3; the viewer says hello with
 /// `webcodecs/h264-annexb` and is admitted; a keyframe with frame_id
 /// `u64::MAX` is accepted into the video chain; the next chunk (frame_id 0)
-/// panics with "attempt to add with overflow" at
+/// panicked with "attempt to add with overflow" at
 /// `crates/framehub-proto/src/session.rs:760:75`, `l + 1` in
-/// `handle_video_chunk`'s `continues` check. Debug builds (and tests) panic;
-/// release builds wrap, so frame 0 is taken as continuing frame u64::MAX.
+/// `handle_video_chunk`'s `continues` check (fixed: `checked_add`). Debug
+/// builds panicked; release builds wrapped, taking frame 0 as continuing u64::MAX.
 #[test]
-#[ignore = "bug not fixed yet: Session::handle_video_chunk overflows `video_last + 1` \
-            when the last chunk had frame_id u64::MAX (session.rs:760)"]
 fn video_chunk_after_frame_id_u64_max_does_not_panic() {
     let t0 = Instant::now();
     let offer = Offer {
