@@ -221,6 +221,10 @@ fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Option<()> {
     for _ in 0..size {
         if next != 0 {
             let delta = r.se()?;
+            // delta_scale is in −128..=127 (ITU-T H.264 §7.4.2.1.1.1); more is a malformed SPS.
+            if !(-128..=127).contains(&delta) {
+                return None;
+            }
             next = (last + delta).rem_euclid(256);
         }
         if next != 0 {
