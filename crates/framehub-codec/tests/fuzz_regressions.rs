@@ -14,12 +14,10 @@ use framehub_codec::annexb::{nal_units, parse_sps};
 /// profile_idc 83 (Scalable High: one of the profiles with scaling
 /// matrices), chroma_format_idc 0, seq_scaling_matrix_present_flag 1, list 0
 /// present, and a `delta_scale` Exp-Golomb code of 63 bits whose value is
-/// near 2^31. `skip_scaling_list` then adds it to `last` in i32 and panics
-/// with "attempt to add with overflow" at
-/// `crates/framehub-codec/src/annexb.rs:224:20`
-/// (`next = (last + delta).rem_euclid(256);`). Debug builds (and tests)
-/// panic; release builds wrap. The module documents that all arithmetic on
-/// untrusted bytes is checked or saturating and that it never panics.
+/// near 2^31. `skip_scaling_list` added it to `last` in i32 and panicked
+/// with "attempt to add with overflow" (debug builds; release builds
+/// wrapped). Fixed: a `delta_scale` outside −128..=127 (its range in
+/// H.264 §7.4.2.1.1.1) makes the SPS malformed, so `parse_sps` answers None.
 const SPS_SCALING_LIST_HUGE_DELTA: &[u8] =
     b"\x53\xfc\xff\xff\x00\xff\x00\x00\x00\x00\xff\xff\xff\xf8";
 
