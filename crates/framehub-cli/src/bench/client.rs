@@ -2,20 +2,32 @@
 //! process by `framehub bench` so the hub's CPU and memory are measured alone.
 //!
 //! It opens `--viewers` WebSockets to one stream (one tokio task each, all
-//! on this process's runtime), says `hello` listing only `image/jpeg`, and
-//! acks every frame as soon as it arrives; the last `--slow` viewers instead
-//! ack `--ack-delay-ms` later, like a viewer on a slow link. Once every
-//! viewer has its `config`, it waits `--warmup` seconds and then measures
-//! for `--duration` seconds: frames, bytes and publish→receive latency of
-//! frames that arrive inside that window.
+//! on this process's runtime), says `hello` listing only the format of
+//! `--transport` (`image/jpeg`, `image/png` or `webcodecs/h264-annexb`),
+//! checks that `config` negotiated it, and acks every frame as soon as it
+//! arrives; the last `--slow` viewers instead ack `--ack-delay-ms` later,
+//! like a viewer on a slow link. Once every viewer has its `config`, it
+//! waits `--warmup` seconds and then measures for `--duration` seconds:
+//! frames, bytes, keyframes and publish→receive latency of frames that
+//! arrive inside that window.
+//!
+//! **Video.** A browser acks a `video_chunk` once WebCodecs has decoded it.
+//! This client does not decode: it acks the moment the chunk is parsed, as
+//! a browser whose decode took no time would (`decode_queue_size` 0,
+//! `displayed` true). So the hub's figures are its own, undelayed by a
+//! decoder, and the decode's CPU does not land on the hub's 2 cores. It
+//! does check each access unit against its header ([`check_access_unit`]):
+//! a keyframe must carry SPS, PPS and an IDR slice, a delta a non-IDR slice,
+//! and a viewer's first chunk must be a keyframe.
 //!
 //! Latency of a frame = receive time (`SystemTime`, µs since the Unix epoch)
 //! − (`--created-unix-us` + the frame header's `timestamp_us`). The hub
 //! stamps `timestamp_us` from the stream's creation `Instant`; the
-//! orchestrator passes the wall-clock time it read just before
-//! `add_stream`, so every latency is overstated by the few µs between that
-//! read and the hub's `Instant::now()` (the orchestrator reports the bound).
-//! Both processes read the same system clock, so there is no skew between them.
+//! orchestrator passes a wall-clock time no later than the stream's
+//! creation, the latest it could establish (`epoch.rs`), so every latency
+//! is overstated by at most the uncertainty of that time, which the
+//! orchestrator reports, and never understated. Both processes read the same system clock, so there is no
+//! skew between them.
 //!
 //! Talks to the orchestrator in JSON lines on stdout ([`ClientLine`]):
 //! `ready` (all connected), `start` and `end` (the window's edges, printed
@@ -35,6 +47,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::hist::{Histogram, LatencySummary};
 use super::procfs;
+use super::Transport;
 
 /// Options of the hidden `framehub bench-client` (set by `framehub bench`).
 #[derive(clap::Args, Debug, Clone)]
@@ -45,6 +58,9 @@ pub struct ClientArgs {
     /// The stream to view.
     #[arg(long, default_value = "bench")]
     pub stream: String,
+    /// What the viewers ask for in their `hello` (only that).
+    #[arg(long, value_enum, default_value_t = Transport::Jpeg)]
+    pub transport: Transport,
     /// Number of viewers (WebSockets).
     #[arg(long, default_value_t = 1)]
     pub viewers: usize,
@@ -96,13 +112,27 @@ pub struct ViewerResult {
     pub id: usize,
     /// Whether it acked late.
     pub slow: bool,
-    /// Frames received.
+    /// Frame messages received (`image_frame` or `video_chunk`).
     pub frames: u64,
-    /// Bytes of the binary messages received (envelope header + image).
+    /// Of those, repeats: a message with the same `timestamp_us` as the one
+    /// before it, so the same picture again (a keyframe the hub forced by
+    /// re-encoding a frame this viewer already had, or a lossless still).
+    pub repeats: u64,
+    /// Bytes of the binary messages received (envelope header + image or access unit).
     pub bytes: u64,
-    /// Frames per second.
+    /// Video: how many of those frames were keyframes.
+    pub keyframes: u64,
+    /// Video: bytes of the keyframe messages among `bytes`.
+    pub keyframe_bytes: u64,
+    /// Video: access units that contradict their header, or deltas before
+    /// the first keyframe, from the handshake to the window's end.
+    pub bitstream_errors: u64,
+    /// Video: the `codec` of the viewer's `config`.
+    pub codec: Option<String>,
+    /// New pictures per second: frame messages less repeats.
     pub fps: f64,
-    /// Its publish→receive latency.
+    /// Its publish→receive latency (new pictures only: a repeat's publish
+    /// time is that of the picture it repeats).
     pub latency: LatencySummary,
     /// Why it stopped before it was told to, if it did.
     pub ended_early: Option<String>,
@@ -161,7 +191,12 @@ struct Report {
     id: usize,
     slow: bool,
     frames: u64,
+    repeats: u64,
     bytes: u64,
+    keyframes: u64,
+    keyframe_bytes: u64,
+    bitstream_errors: u64,
+    codec: Option<String>,
     negative: u64,
     hist: Histogram,
     ended_early: Option<String>,
@@ -188,6 +223,7 @@ async fn client_main(args: ClientArgs) -> anyhow::Result<()> {
             id,
             url: url.clone(),
             slow: id >= n - args.slow,
+            transport: args.transport,
             ack_delay: Duration::from_millis(args.ack_delay_ms),
             created_unix_us: args.created_unix_us,
         };
@@ -250,8 +286,13 @@ async fn client_main(args: ClientArgs) -> anyhow::Result<()> {
                 id: r.id,
                 slow: r.slow,
                 frames: r.frames,
+                repeats: r.repeats,
                 bytes: r.bytes,
-                fps: r.frames as f64 / window_s,
+                keyframes: r.keyframes,
+                keyframe_bytes: r.keyframe_bytes,
+                bitstream_errors: r.bitstream_errors,
+                codec: r.codec.clone(),
+                fps: r.frames.saturating_sub(r.repeats) as f64 / window_s,
                 latency: r.hist.summary(),
                 ended_early: r.ended_early.clone(),
                 session: r.session,
@@ -294,8 +335,17 @@ struct ViewerTask {
     id: usize,
     url: String,
     slow: bool,
+    transport: Transport,
     ack_delay: Duration,
     created_unix_us: u64,
+}
+
+/// What the hub's `config` told a viewer.
+struct Config {
+    /// The hub's id for the viewer (`session`).
+    session: Option<u64>,
+    /// `avc1.PPCCLL` on a video session.
+    codec: Option<String>,
 }
 
 type Ws =
@@ -308,15 +358,20 @@ fn ack_message(seq: u64) -> Message {
 }
 
 impl ViewerTask {
-    /// Connects and waits for `config`; returns the socket and the hub's session id.
-    async fn connect(&self) -> anyhow::Result<(Ws, Option<u64>)> {
+    /// Connects, says `hello` and waits for `config`; fails unless the hub
+    /// negotiated the transport asked for. Returns the socket and what `config` said.
+    async fn connect(&self) -> anyhow::Result<(Ws, Config)> {
         // No Nagle: an ack must leave at once, it returns the hub's credit.
         let (mut ws, _) =
             tokio_tungstenite::connect_async_with_config(self.url.as_str(), None, true)
                 .await
                 .with_context(|| format!("connecting to {}", self.url))?;
-        let hello = r#"{"type":"hello","supported":["image/jpeg"],"device_pixel_ratio":1.0}"#;
-        ws.send(Message::Text(hello.into()))
+        let hello = serde_json::json!({
+            "type": "hello",
+            "supported": [self.transport.hello_format()],
+            "device_pixel_ratio": 1.0,
+        });
+        ws.send(Message::Text(hello.to_string().into()))
             .await
             .context("sending hello")?;
         loop {
@@ -325,10 +380,28 @@ impl ViewerTask {
                     let v: serde_json::Value =
                         serde_json::from_str(t.as_str()).context("server sent bad JSON")?;
                     if v["type"] == "config" {
-                        if v["transport"] != "image" {
-                            bail!("negotiated {} instead of image", v["transport"]);
+                        let wanted = if self.transport.is_video() {
+                            "webcodecs"
+                        } else {
+                            "image"
+                        };
+                        if v["transport"] != wanted {
+                            bail!("negotiated {} instead of {wanted}", v["transport"]);
                         }
-                        return Ok((ws, v["session"].as_u64()));
+                        // `mime` is a framehub extension: check it when present.
+                        if let Some(mime) = v["mime"].as_str() {
+                            if !self.transport.is_video() && mime != self.transport.hello_format() {
+                                bail!(
+                                    "negotiated {mime} instead of {}",
+                                    self.transport.hello_format()
+                                );
+                            }
+                        }
+                        let config = Config {
+                            session: v["session"].as_u64(),
+                            codec: v["codec"].as_str().map(str::to_owned),
+                        };
+                        return Ok((ws, config));
                     }
                 }
                 Some(Ok(Message::Close(f))) => {
@@ -350,7 +423,7 @@ impl ViewerTask {
         mut stop_rx: watch::Receiver<bool>,
     ) {
         let connected = tokio::time::timeout(Duration::from_secs(15), self.connect()).await;
-        let (mut ws, session) = match connected {
+        let (mut ws, config) = match connected {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => {
                 let _ = ready.send(Err(format!("viewer {}: {e:#}", self.id))).await;
@@ -370,12 +443,21 @@ impl ViewerTask {
             id: self.id,
             slow: self.slow,
             frames: 0,
+            repeats: 0,
             bytes: 0,
+            keyframes: 0,
+            keyframe_bytes: 0,
+            bitstream_errors: 0,
+            codec: config.codec,
             negative: 0,
             hist: Histogram::default(),
-            session,
+            session: config.session,
             ended_early: None,
         });
+        // Video: whether a keyframe came yet (a decoder needs one first).
+        let mut had_keyframe = false;
+        // The timestamp of the last frame message, to tell repeats.
+        let mut last_ts: Option<u64> = None;
         let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
         let mut window: Option<(Instant, Instant)> = *window_rx.borrow_and_update();
         // Delayed acks: (when, seq), in arrival order; at most max_inflight long in practice.
@@ -422,23 +504,46 @@ impl ViewerTask {
                     Some(Ok(Message::Binary(b))) => {
                         let at = Instant::now();
                         let at_unix = now_unix_us();
-                        let (seq, ts) = match envelope::parse(&b) {
-                            Ok((FrameHeader::ImageFrame { seq, timestamp_us, .. }, _))
-                            | Ok((FrameHeader::VideoChunk { seq, timestamp_us, .. }, _)) => (seq, timestamp_us),
+                        let (seq, ts, keyframe) = match envelope::parse(&b) {
+                            Ok((FrameHeader::ImageFrame { seq, timestamp_us, .. }, _)) => (seq, timestamp_us, false),
+                            Ok((FrameHeader::VideoChunk { seq, timestamp_us, keyframe, .. }, au)) => {
+                                let mut verdict = check_access_unit(au, keyframe);
+                                if verdict.is_ok() && !keyframe && !had_keyframe {
+                                    verdict = Err("a delta before the first keyframe".into());
+                                }
+                                had_keyframe |= keyframe;
+                                if let (Err(why), Some(r)) = (verdict, rep.as_mut()) {
+                                    if r.bitstream_errors == 0 {
+                                        eprintln!("bench-client: viewer {}: chunk seq {seq}: {why}", self.id);
+                                    }
+                                    r.bitstream_errors += 1;
+                                }
+                                (seq, timestamp_us, keyframe)
+                            }
                             Err(e) => {
                                 ended = Some(format!("bad envelope: {e}"));
                                 break;
                             }
                         };
+                        let repeat = last_ts == Some(ts);
+                        last_ts = Some(ts);
                         if let (Some(r), Some((t0, t1))) = (rep.as_mut(), window) {
                             if at >= t0 && at < t1 {
                                 r.frames += 1;
                                 r.bytes += b.len() as u64;
-                                let published = self.created_unix_us.saturating_add(ts);
-                                if at_unix < published {
-                                    r.negative += 1;
+                                if keyframe {
+                                    r.keyframes += 1;
+                                    r.keyframe_bytes += b.len() as u64;
                                 }
-                                r.hist.record(at_unix.saturating_sub(published));
+                                if repeat {
+                                    r.repeats += 1;
+                                } else {
+                                    let published = self.created_unix_us.saturating_add(ts);
+                                    if at_unix < published {
+                                        r.negative += 1;
+                                    }
+                                    r.hist.record(at_unix.saturating_sub(published));
+                                }
                             }
                         }
                         if self.slow && !self.ack_delay.is_zero() {
@@ -477,5 +582,78 @@ impl ViewerTask {
             })
             .await;
         }
+    }
+}
+
+/// H.264 NAL unit types (ITU-T H.264 Table 7-1) the check looks for.
+const NAL_SLICE: u8 = 1;
+const NAL_IDR: u8 = 5;
+const NAL_SPS: u8 = 7;
+const NAL_PPS: u8 = 8;
+
+/// Checks that an Annex-B access unit agrees with its header's `keyframe`:
+/// it starts with a start code; a keyframe carries SPS, PPS and an IDR
+/// slice; a delta a non-IDR slice and no IDR. Parameter sets come before
+/// the slices, so only the NAL headers up to the first slice are read: the
+/// cost does not grow with the frame's size.
+fn check_access_unit(au: &[u8], keyframe: bool) -> Result<(), String> {
+    if !(au.starts_with(&[0, 0, 1]) || au.starts_with(&[0, 0, 0, 1])) {
+        return Err("no Annex-B start code".into());
+    }
+    let mut types = Vec::new();
+    let mut rest = au;
+    while let Some(at) = rest.windows(3).position(|w| w == [0, 0, 1]) {
+        let Some(&header) = rest.get(at + 3) else {
+            break;
+        };
+        let kind = header & 0x1F;
+        types.push(kind);
+        if kind == NAL_SLICE || kind == NAL_IDR {
+            break;
+        }
+        rest = rest.get(at + 4..).unwrap_or_default();
+    }
+    let has = |t: u8| types.contains(&t);
+    match keyframe {
+        true if !(has(NAL_SPS) && has(NAL_PPS) && has(NAL_IDR)) => Err(format!(
+            "keyframe without SPS, PPS and IDR slice (NAL types {types:?})"
+        )),
+        false if has(NAL_IDR) || !has(NAL_SLICE) => Err(format!(
+            "delta that is not one non-IDR slice (NAL types {types:?})"
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_units_are_checked_against_the_keyframe_flag() {
+        // SPS, PPS, IDR slice (4-byte then 3-byte start codes).
+        let key = [
+            0, 0, 0, 1, 0x67, 0x42, 0xC0, 0x1F, 0, 0, 1, 0x68, 0xCE, 0, 0, 1, 0x65, 0x88, 0x84,
+        ];
+        let delta = [0, 0, 0, 1, 0x41, 0x9A, 0x02];
+        assert_eq!(check_access_unit(&key, true), Ok(()));
+        assert_eq!(check_access_unit(&delta, false), Ok(()));
+        assert!(
+            check_access_unit(&key, false).is_err(),
+            "an IDR sent as a delta"
+        );
+        assert!(
+            check_access_unit(&delta, true).is_err(),
+            "a delta sent as a keyframe"
+        );
+        assert!(
+            check_access_unit(&[0x41, 0x9A], false).is_err(),
+            "no start code"
+        );
+        assert!(
+            check_access_unit(&[0, 0, 1], false).is_err(),
+            "a start code and nothing else"
+        );
+        assert!(check_access_unit(&[], true).is_err());
     }
 }

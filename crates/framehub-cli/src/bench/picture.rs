@@ -8,8 +8,14 @@
 //!   panels with 1-px borders, and rows of dark "word" blocks that stand in
 //!   for text (hard edges, which JPEG handles worst per byte but encodes fast).
 //!
-//! Each `seed` gives a different picture (shapes move, noise changes, text
-//! scrolls), so a cycle of them makes every publish a new frame.
+//! * [`Picture::Pan`]: a camera panning over one natural scene: each frame
+//!   is the previous one moved [`PAN_STEP`] pixels sideways (and back at the
+//!   ends), noise included. What a video encoder meets in practice: most of
+//!   a frame is predicted from the one before.
+//!
+//! For `natural` and `ui`, each `seed` gives a different picture (shapes
+//! move, noise changes, text scrolls), so a cycle of them makes every
+//! publish a new frame; to a video encoder, every frame is a scene cut.
 
 use std::fmt;
 
@@ -21,6 +27,8 @@ pub enum Picture {
     Natural,
     /// Flat colours, panels, text-like blocks (desktop-like).
     Ui,
+    /// A window moving over one wide natural scene (a camera pan).
+    Pan,
 }
 
 impl fmt::Display for Picture {
@@ -28,6 +36,7 @@ impl fmt::Display for Picture {
         f.write_str(match self {
             Picture::Natural => "natural",
             Picture::Ui => "ui",
+            Picture::Pan => "pan",
         })
     }
 }
@@ -51,11 +60,83 @@ impl Rng {
     }
 }
 
-/// Makes `count` distinct `width` × `height` RGBA pictures of `kind`.
+/// Pixels a [`Picture::Pan`] frame moves from the one before.
+pub const PAN_STEP: u32 = 4;
+/// How far a [`Picture::Pan`] travels before it turns back, pixels.
+const PAN_RANGE: u32 = 256;
+
+/// The frames a publisher cycles through, made once per scenario.
+pub enum Frames {
+    /// Distinct pictures in a cycle.
+    Cycle(Vec<Vec<u8>>),
+    /// Windows of one wide canvas ([`Picture::Pan`]).
+    Pan {
+        /// RGBA, `canvas_width` × `height`, tightly packed.
+        canvas: Vec<u8>,
+        canvas_width: u32,
+        width: u32,
+        height: u32,
+    },
+}
+
+impl Frames {
+    /// The frames of `kind` at `width` × `height`: `count` distinct
+    /// pictures for `natural` and `ui`, one canvas for `pan`.
+    pub fn new(kind: Picture, width: u32, height: u32, count: usize) -> Frames {
+        match kind {
+            Picture::Pan => {
+                let canvas_width = width + PAN_RANGE;
+                Frames::Pan {
+                    canvas: natural(canvas_width, height, 0),
+                    canvas_width,
+                    width,
+                    height,
+                }
+            }
+            _ => Frames::Cycle(generate(kind, width, height, count)),
+        }
+    }
+
+    /// Frame `i` as a fresh, tightly packed RGBA buffer (a copy, like an
+    /// application rendering into a new buffer). Empty if there are no frames.
+    pub fn render(&self, i: u64) -> Vec<u8> {
+        match self {
+            Frames::Cycle(pictures) if pictures.is_empty() => Vec::new(),
+            Frames::Cycle(pictures) => pictures[(i % pictures.len() as u64) as usize].clone(),
+            Frames::Pan {
+                canvas,
+                canvas_width,
+                width,
+                height,
+            } => {
+                // Back and forth over PAN_RANGE: no jump when it turns.
+                let travel = (i * u64::from(PAN_STEP)) % (2 * u64::from(PAN_RANGE));
+                let x = travel.min(2 * u64::from(PAN_RANGE) - travel) as usize;
+                let (cw, w) = (*canvas_width as usize * 4, *width as usize * 4);
+                let mut out = Vec::with_capacity(w * *height as usize);
+                for row in canvas.chunks_exact(cw) {
+                    out.extend_from_slice(&row[x * 4..x * 4 + w]);
+                }
+                out
+            }
+        }
+    }
+
+    /// Bytes held by the frames.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Frames::Cycle(p) => p.iter().map(Vec::len).sum(),
+            Frames::Pan { canvas, .. } => canvas.len(),
+        }
+    }
+}
+
+/// Makes `count` distinct `width` × `height` RGBA pictures of `kind`
+/// (`pan` gives `natural` ones: a pan is made by [`Frames::new`]).
 pub fn generate(kind: Picture, width: u32, height: u32, count: usize) -> Vec<Vec<u8>> {
     (0..count)
         .map(|seed| match kind {
-            Picture::Natural => natural(width, height, seed as u64),
+            Picture::Natural | Picture::Pan => natural(width, height, seed as u64),
             Picture::Ui => ui(width, height, seed as u64),
         })
         .collect()
@@ -290,5 +371,28 @@ mod tests {
                 assert!(p[1] != p[2], "{kind} {w}x{h}: pictures 1 and 2 are equal");
             }
         }
+    }
+
+    #[test]
+    fn a_pan_moves_by_its_step_and_turns_back() {
+        let (w, h) = (64u32, 8u32);
+        let frames = Frames::new(Picture::Pan, w, h, 4);
+        let f0 = frames.render(0);
+        let f1 = frames.render(1);
+        assert_eq!(f0.len(), (w * h * 4) as usize);
+        assert_ne!(f0, f1);
+        // Frame 1 is frame 0 moved PAN_STEP px left: the overlap is equal.
+        let row = (w * 4) as usize;
+        let step = (PAN_STEP * 4) as usize;
+        for y in 0..h as usize {
+            assert_eq!(
+                f1[y * row..y * row + row - step],
+                f0[y * row + step..y * row + row]
+            );
+        }
+        // There and back: frame 2 × range / step is frame 0 again, frame 1 mirrors the last.
+        let period = u64::from(2 * PAN_RANGE / PAN_STEP);
+        assert_eq!(frames.render(period), f0);
+        assert_eq!(frames.render(period - 1), f1);
     }
 }
