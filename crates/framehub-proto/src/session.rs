@@ -784,8 +784,10 @@ impl Session {
             return self.request_keyframe(now);
         }
         if key {
+            // The request clock is not reset: a viewer that keeps missing
+            // units asks at most once a second, so one slow viewer cannot
+            // hold the whole stream at the stream's forced-keyframe limit.
             self.need_keyframe = false;
-            self.keyframe_requested_at = None;
         }
         self.video_last = Some(chunk.frame_id);
         if self
@@ -1421,7 +1423,9 @@ mod tests {
         s.handle_frame(t0, chunk(1, true));
         s.handle_frame(t0, chunk(2, false));
         drain(&mut s, t0);
-        // No credit: chunk 3 is missed.
+        // A second after joining (requests are at least a second apart), with
+        // no credit: chunk 3 is missed.
+        let t0 = t0 + Duration::from_secs(1);
         s.handle_frame(t0, chunk(3, false));
         let out = drain(&mut s, t0);
         assert_eq!(out, vec![Output::RequestKeyframe]);

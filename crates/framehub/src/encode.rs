@@ -92,11 +92,19 @@ pub(crate) fn next_job(
             .last_forced_keyframe
             .is_none_or(|t| now >= t + KEYFRAME_MIN_INTERVAL);
         if s.keyframe_requested && viewers {
-            if keyframe_allowed {
+            // A new frame becomes the keyframe; the latest one is encoded
+            // again only when the stream rests (no new frame is coming soon),
+            // so viewers that have it are not sent it twice.
+            let fresh = encoded(OutputFormat::H264) < frame.id;
+            let resting_at = later(frame.published_at, KEYFRAME_MIN_INTERVAL);
+            if keyframe_allowed && (fresh || now >= resting_at) {
                 return Ok(Job::Video(frame, true));
             }
-            if let Some(t) = s.last_forced_keyframe {
-                earliest(t + KEYFRAME_MIN_INTERVAL);
+            if let Some(t) = s.last_forced_keyframe.filter(|_| !keyframe_allowed) {
+                earliest(later(t, KEYFRAME_MIN_INTERVAL));
+            }
+            if !fresh {
+                earliest(resting_at);
             }
         }
         if new_frame {
