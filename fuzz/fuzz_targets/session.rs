@@ -111,11 +111,15 @@ impl Driver {
                     );
                     self.last_seq = Some(seq);
                     self.sent_seqs.push(seq);
-                    assert!(self.offered.contains(&frame_id), "frame {frame_id} never offered");
+                    assert!(
+                        self.offered.contains(&frame_id),
+                        "frame {frame_id} never offered"
+                    );
                     if let FrameHeader::VideoChunk { keyframe, .. } = header {
                         if self.video && !keyframe {
                             assert!(
-                                self.last_chunk.is_some_and(|l| l.checked_add(1) == Some(frame_id)),
+                                self.last_chunk
+                                    .is_some_and(|l| l.checked_add(1) == Some(frame_id)),
                                 "delta chunk {frame_id} does not continue {:?}",
                                 self.last_chunk
                             );
@@ -177,7 +181,11 @@ impl Driver {
         // `video_chunk_after_frame_id_u64_max_does_not_panic` in
         // crates/framehub-proto/tests/fuzz_regressions.rs. Remove with the fix.
         let frame_id = frame_id.min(u64::MAX - 1);
-        let source_id = if u.arbitrary()? { frame_id } else { u.arbitrary()? };
+        let source_id = if u.arbitrary()? {
+            frame_id
+        } else {
+            u.arbitrary()?
+        };
         let kind = match u.int_in_range(0u8..=2)? {
             0 => FrameKind::Image {
                 mime: *u.choose(&MIMES)?,
