@@ -102,10 +102,12 @@ def frame(choice=0, kind="jpeg", still=False, key=False, ts=0, w=64, h=48, nbyte
 OP = dict(hello=0, msg=1, text=3, ack=4, frame=6, auth=8, timeout=9, timer=10, ctl=11)
 
 
-def cfg(h264, inflight=2, stats_ms=None, controller=True, tight=None):
+def cfg(h264, inflight=2, stats_ms=None, controller=True, tight=None, timeouts=None):
     out = b(1 if h264 else 0) + b(0) + b(inflight)
     out += b(0) if stats_ms is None else b(1) + u16be(stats_ms - 1)
     out += b(1 if controller else 0)
+    # timeouts: (hello, inflight, idle), each b(0) zero, b(1)+u16 ms, b(2)+u64 s, b(3) Duration::MAX
+    out += b(0) if timeouts is None else b(1) + b"".join(timeouts)
     out += b(0) if tight is None else b(1) + b(tight[0]) + b(tight[1])
     return out
 
@@ -141,6 +143,11 @@ seed("session", "video_session_still_png", (
 seed("session", "auth_refused", cfg(False, 0, None, False) + b(OP["hello"]) + b(0)
      + b(OP["auth"]) + b(2) + b(OP["msg"]) + b(2))
 seed("session", "hello_timeout", cfg(False, 1, None) + adv(3, 6) + b(OP["hello"]) + b(0))
+seed("session", "extreme_timeouts", cfg(True, 2, 1000, True, None,
+                                        (b(3), b(1) + u16be(0), b(2) + u64(2**64 - 1)))
+     + b(OP["hello"]) + b(1) + b(OP["auth"]) + b(0)
+     + b(OP["frame"]) + frame(kind="video", key=True) + b(OP["timer"]) + b(OP["timer"])
+     + adv(3, 120) + b(OP["timer"]))
 seed("session", "event_rate_limit", cfg(False, 16, None, True, (1, 2)) + b(OP["hello"]) + b(0)
      + b(OP["msg"]) + b(2) + b(OP["auth"]) + b(0) + (b(OP["msg"]) + b(3)) * 6)
 

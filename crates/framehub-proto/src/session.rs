@@ -373,6 +373,10 @@ pub struct Session {
     sent_since_ack: bool,
 }
 
+/// Shortest period between two `stats` messages: a shorter (or zero)
+/// `stats_interval` is raised to this, 10 ms.
+pub const MIN_STATS_INTERVAL: Duration = Duration::from_millis(10);
+
 /// `t + d`, or a time a year after `t` when that does not fit in an
 /// `Instant` (a caller may configure a huge timeout to mean "never").
 pub fn later(t: Instant, d: Duration) -> Instant {
@@ -633,7 +637,7 @@ impl Session {
             self.keyframe_requested_at = Some(now);
         }
         self.negotiated = Some(neg);
-        self.next_stats = self.cfg.stats_interval.map(|d| later(now, d));
+        self.next_stats = self.stats_deadline(now);
         while let Some((ev, at)) = self.held_events.pop_front() {
             self.deliver(at, ev);
         }
@@ -820,8 +824,9 @@ impl Session {
         }
         let timeout = self.cfg.inflight_timeout;
         let before = self.inflight.len();
-        self.inflight
-            .retain(|f| now.saturating_duration_since(f.sent_at) < timeout);
+        // The same deadline as `poll_timeout` reports (`later`), so a timer
+        // that fired never keeps firing at the same instant.
+        self.inflight.retain(|f| now < later(f.sent_at, timeout));
         if self.inflight.len() < before && self.is_video() {
             self.want_keyframe(now, false);
         }
@@ -829,9 +834,17 @@ impl Session {
             if now >= t && self.is_open() {
                 let stats = self.stats(now);
                 self.push_out(Output::Text(ServerMessage::Stats(Box::new(stats))));
-                self.next_stats = self.cfg.stats_interval.map(|d| later(now, d));
+                self.next_stats = self.stats_deadline(now);
             }
         }
+    }
+
+    /// The next `stats` time after `now`: `stats_interval` from now, at least
+    /// [`MIN_STATS_INTERVAL`] (a zero interval would fire without pause).
+    fn stats_deadline(&self, now: Instant) -> Option<Instant> {
+        self.cfg
+            .stats_interval
+            .map(|d| later(now, d.max(MIN_STATS_INTERVAL)))
     }
 
     /// When [`Session::handle_timeout`] should next be called (None: no timer).
@@ -1375,6 +1388,26 @@ mod tests {
             drain(&mut s, t1).as_slice(),
             [Output::Text(ServerMessage::Stats(_))]
         ));
+    }
+
+    #[test]
+    fn a_zero_stats_interval_is_raised_to_the_minimum() {
+        let t0 = Instant::now();
+        let mut cfg = SessionConfig::new(1, "x", Offer::default(), 1, 1);
+        cfg.stats_interval = Some(Duration::ZERO);
+        let mut s = Session::new(t0, cfg);
+        s.handle_text(t0, HELLO);
+        drain(&mut s, t0);
+        s.handle_auth(t0, Ok(None));
+        drain(&mut s, t0);
+        let mut now = t0;
+        for _ in 0..3 {
+            let t = s.poll_timeout().unwrap();
+            assert_eq!(t, now + MIN_STATS_INTERVAL, "the timer moves on");
+            now = t;
+            s.handle_timeout(now);
+            assert_eq!(drain(&mut s, now).len(), 1, "one stats message");
+        }
     }
 
     fn open_video() -> (Session, Instant) {
