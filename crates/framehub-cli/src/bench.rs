@@ -80,6 +80,12 @@ pub struct BenchArgs {
     /// Exit with an error when a target is missed.
     #[arg(long)]
     pub strict: bool,
+    /// Frames the as-fast-as-possible publisher keeps in the hub (1–4): it
+    /// publishes the next frame once the one published `depth` frames ago is
+    /// encoded. 1: one frame at a time (lowest latency); 2: one waiting while
+    /// one encodes, so both encode threads work (highest rate).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=4))]
+    pub depth: u32,
 }
 
 /// A scenario's letter.
@@ -354,6 +360,8 @@ struct ScenarioReport {
     slow_viewers: usize,
     ack_delay_ms: u64,
     rate: String,
+    /// Frames the max-rate publisher keeps in the hub (`--depth`; None at a fixed rate).
+    publish_depth: Option<u32>,
     quick: bool,
     window_s: f64,
     /// Frames the publisher handed to the hub in the window, per second.
@@ -598,7 +606,7 @@ impl Publisher {
         stream: Stream,
         pictures: picture::Frames,
         size: (u32, u32),
-        rate: Rate,
+        (rate, depth): (Rate, u32),
         format: OutputFormat,
     ) -> anyhow::Result<Publisher> {
         let stop = Arc::new(AtomicBool::new(false));
@@ -607,7 +615,7 @@ impl Publisher {
         let thread = std::thread::Builder::new()
             // 15 bytes at most: the thread's `comm`, by which its CPU time is found.
             .name("bench-publisher".into())
-            .spawn(move || publish_loop(&stream, &pictures, size, (rate, format), &s, &p))
+            .spawn(move || publish_loop(&stream, &pictures, size, (rate, depth, format), &s, &p))
             .context("starting the publisher thread")?;
         Ok(Publisher {
             stop,
@@ -638,7 +646,7 @@ fn publish_loop(
     stream: &Stream,
     pictures: &picture::Frames,
     (w, h): (u32, u32),
-    (rate, format): (Rate, OutputFormat),
+    (rate, depth, format): (Rate, u32, OutputFormat),
     stop: &AtomicBool,
     published: &AtomicU64,
 ) -> anyhow::Result<()> {
@@ -661,20 +669,28 @@ fn publish_loop(
     let mut next = render(i);
     match rate {
         Rate::Saturate => {
-            // Closed loop on the encoder: publish, make the next frame, wait
-            // until the published one is encoded (the encode count moves),
-            // publish the next at once. No frame waits behind another, so
-            // the latency is the hub's own; between two encodes the encoder
-            // waits only for this loop to notice (a ~20–80 µs sleep-poll).
-            // The wait first sleeps through half of the shorter of the last
-            // two waits in one go: polling every 20 µs through a 6–30 ms
-            // H.264 encode cost the publisher ~10 % of a core, taken from
-            // the hub on 2 cores. Without demand (no credit) the count
-            // stands still: publish again every 250 ms so the latest frame
-            // stays fresh.
+            // Closed loop on the encoders, `depth` frames deep: publish,
+            // make the next frame, wait until the frame published `depth`
+            // publishes ago is encoded (the encode count passes what it was
+            // before that publish) and the one just published is taken by
+            // an encode thread (`frame_pending`: publishing over a frame
+            // that waits for credit would throw it away unseen), then
+            // publish the next at once. At depth 2, while one encode thread
+            // works on a frame the next one is already on the other thread
+            // (a stream has two, `ENCODE_THREADS`); at depth 1 a frame never
+            // waits behind another, so the latency is the hub's own.
+            // Between two encodes an encoder waits only for this loop to
+            // notice (a ~20–80 µs sleep-poll). The wait first sleeps through
+            // half of the shorter of the last two waits in one go: polling
+            // every 20 µs through a 6–30 ms H.264 encode cost the publisher
+            // ~10 % of a core, taken from the hub on 2 cores. Without demand
+            // (no credit) the count stands still: publish again every
+            // 250 ms so the latest frame stays fresh.
             let mut waits = [Duration::ZERO; 2];
+            // The encode count before each of the last `depth` publishes, oldest first.
+            let mut befores = std::collections::VecDeque::with_capacity(depth as usize + 1);
             while !stop.load(Ordering::Relaxed) {
-                let before = stream.encode_count(format);
+                befores.push_back(stream.encode_count(format));
                 if !publish(std::mem::take(&mut next))? {
                     return Ok(());
                 }
@@ -687,13 +703,17 @@ fn publish_loop(
                 if wake > now {
                     std::thread::sleep(wake - now);
                 }
-                while stream.encode_count(format) == before
+                let oldest = befores.front().copied().unwrap_or(0);
+                while (stream.encode_count(format) <= oldest || stream.frame_pending())
                     && !stop.load(Ordering::Relaxed)
                     && published_at.elapsed() < Duration::from_millis(250)
                 {
                     std::thread::sleep(Duration::from_micros(20));
                 }
                 waits = [waits[1], published_at.elapsed()];
+                if befores.len() >= depth as usize {
+                    befores.pop_front();
+                }
             }
         }
         Rate::Fps(fps) => {
@@ -765,7 +785,7 @@ async fn run_scenario(
         stream.clone(),
         pictures,
         (sc.width, sc.height),
-        sc.rate,
+        (sc.rate, args.depth),
         sc.transport.output(),
     )?;
     let timing = Timing {
@@ -862,6 +882,7 @@ async fn run_scenario(
         slow_viewers: sc.slow_viewers,
         ack_delay_ms: sc.ack_delay_ms,
         rate: sc.rate_label(),
+        publish_depth: matches!(sc.rate, Rate::Saturate).then_some(args.depth),
         quick: args.quick,
         window_s: result.window_s,
         publish_fps: b.published.saturating_sub(a.published) as f64 / window_s,

@@ -296,6 +296,15 @@ impl StreamShared {
             .count() as f64
     }
 
+    /// The latest published frame is still waiting: no encode thread has
+    /// started on it for any format (see [`Stream::frame_pending`]).
+    pub fn frame_pending(&self) -> bool {
+        let s = lock(&self.shared);
+        s.latest
+            .as_ref()
+            .is_some_and(|f| s.encoded.values().all(|&id| id < f.id))
+    }
+
     /// A viewer of `format` can (`true`) or can no longer (`false`) take a frame.
     pub fn set_demand(&self, format: OutputFormat, on: bool) {
         let mut s = lock(&self.shared);
@@ -494,6 +503,16 @@ impl Stream {
     /// encoded at most once per format, whatever the number of viewers).
     pub fn encode_count(&self, format: OutputFormat) -> u64 {
         self.shared.encode_count(format)
+    }
+
+    /// Whether the latest published frame is still waiting for an encode
+    /// thread (none has started on it, in any format; `false` before the
+    /// first publish). While it waits, a new `publish` replaces it before any
+    /// viewer saw it, so a program that renders on demand can skip rendering
+    /// until this turns `false`. It stays `true` while no viewer can take a
+    /// frame (none connected, hidden, or out of credit).
+    pub fn frame_pending(&self) -> bool {
+        self.shared.frame_pending()
     }
 
     /// The size the controlling viewer asks for, under
