@@ -4,6 +4,7 @@
 //! * [`PngEncoder`]: the `png` crate with fast compression (lossless);
 //! * [`H264Encoder`] (feature `h264`, on by default): OpenH264, Constrained
 //!   Baseline, Annex-B access units, BT.709 limited-range colour;
+//! * [`diff`]: tile-based change detection for region updates;
 //! * [`annexb`]: a panic-free Annex-B / SPS reader and the H.264 level table.
 //!
 //! Every encoder implements [`Encoder`] and takes a [`RawImage`]: 8-bit RGBA
@@ -12,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod annexb;
+pub mod diff;
 #[cfg(feature = "h264")]
 mod h264;
 mod jpeg;

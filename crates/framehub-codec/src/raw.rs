@@ -112,6 +112,30 @@ impl<'a> RawImage<'a> {
         })
     }
 
+    /// The `width`×`height` part of the image whose top-left pixel is
+    /// (`x`, `y`): same stride and layout, no copy. Errors when it is empty
+    /// or does not fit.
+    pub fn region(
+        &self,
+        x: u32,
+        y: u32,
+        width: u32,
+        height: u32,
+    ) -> Result<RawImage<'a>, CodecError> {
+        let fits = width > 0
+            && height > 0
+            && x.checked_add(width).is_some_and(|r| r <= self.width)
+            && y.checked_add(height).is_some_and(|b| b <= self.height);
+        if !fits {
+            return Err(CodecError::InvalidImage(format!(
+                "region {width}x{height} at ({x}, {y}) of a {}x{} image",
+                self.width, self.height
+            )));
+        }
+        let start = y as usize * self.stride + x as usize * self.layout.bytes_per_pixel();
+        RawImage::new(&self.data[start..], width, height, self.stride, self.layout)
+    }
+
     /// Row `y` (exactly `width * bpp` bytes). `y` must be below `height`.
     pub fn row(&self, y: u32) -> &'a [u8] {
         let start = y as usize * self.stride;
@@ -132,5 +156,19 @@ mod tests {
         assert!(RawImage::new(&buf, 0, 3, 40, PixelLayout::Rgba8).is_err());
         // A padded stride needs no padding after the last row.
         assert!(RawImage::new(&buf[..40 * 2 + 30], 10, 3, 40, PixelLayout::Rgb8).is_ok());
+    }
+
+    #[test]
+    fn region_is_a_view_of_the_part() {
+        let buf: Vec<u8> = (0..10 * 4 * 3).map(|i| i as u8).collect();
+        let img = RawImage::new(&buf, 10, 3, 40, PixelLayout::Rgba8).unwrap();
+        let r = img.region(8, 1, 2, 2).unwrap();
+        assert_eq!((r.width(), r.height()), (2, 2));
+        assert_eq!(r.row(0), &buf[40 + 32..40 + 40]);
+        assert_eq!(r.row(1), &buf[80 + 32..80 + 40]);
+        assert!(img.region(9, 0, 2, 1).is_err());
+        assert!(img.region(0, 2, 1, 2).is_err());
+        assert!(img.region(0, 0, 0, 1).is_err());
+        assert!(img.region(u32::MAX, 0, 2, 1).is_err());
     }
 }
