@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use framehub_proto::envelope::FrameHeader;
 use framehub_proto::{
-    ClientMessage, FrameInfo, FrameKind, ImageFormat, Offer, Output, Principal, Session,
+    ClientMessage, FrameInfo, FrameKind, ImageFormat, Offer, Output, PatchInfo, Principal, Session,
     SessionConfig, Transport,
 };
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
@@ -183,6 +183,16 @@ impl Driver {
             0 => FrameKind::Image {
                 mime: *u.choose(&MIMES)?,
                 still: u.arbitrary()?,
+                // A patch over an arbitrary earlier id (or none).
+                patch: if u.arbitrary()? {
+                    Some(PatchInfo {
+                        base_id: u.arbitrary()?,
+                        rects: vec![[0, 0, 1, 1]],
+                        bytes: u.int_in_range(0..=1000)?,
+                    })
+                } else {
+                    None
+                },
             },
             _ => FrameKind::Video {
                 codec: "avc1.42E01F".into(),

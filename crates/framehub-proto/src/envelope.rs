@@ -34,6 +34,25 @@ pub enum FrameHeader {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         still: Option<bool>,
     },
+    /// A region update (protocol §4.3): one image per rectangle, each
+    /// prefixed by its u32 little-endian length, drawn over the previous frame.
+    ImagePatch {
+        /// Per-viewer sequence number, from 0, strictly increasing.
+        seq: u64,
+        /// Publish time, µs since the stream was created.
+        timestamp_us: u64,
+        /// Width of the whole picture in pixels.
+        width: u32,
+        /// Height of the whole picture in pixels.
+        height: u32,
+        /// The MIME type of every image of the payload.
+        mime: String,
+        /// `[x, y, width, height]` in pixels, one per image, in payload order.
+        rects: Vec<[u32; 4]>,
+        /// Device pixel ratio the picture was rendered for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pixel_ratio: Option<f64>,
+    },
     /// One H.264 access unit in Annex-B form.
     VideoChunk {
         /// Per-viewer sequence number, from 0, strictly increasing.
@@ -60,7 +79,18 @@ impl FrameHeader {
     /// The header's `seq`.
     pub fn seq(&self) -> u64 {
         match self {
-            FrameHeader::ImageFrame { seq, .. } | FrameHeader::VideoChunk { seq, .. } => *seq,
+            FrameHeader::ImageFrame { seq, .. }
+            | FrameHeader::ImagePatch { seq, .. }
+            | FrameHeader::VideoChunk { seq, .. } => *seq,
+        }
+    }
+
+    /// The header's `timestamp_us` (publish time, µs since the stream was created).
+    pub fn timestamp_us(&self) -> u64 {
+        match self {
+            FrameHeader::ImageFrame { timestamp_us, .. }
+            | FrameHeader::ImagePatch { timestamp_us, .. }
+            | FrameHeader::VideoChunk { timestamp_us, .. } => *timestamp_us,
         }
     }
 }

@@ -23,4 +23,6 @@ pub use event::InputEvent;
 pub use message::{close_code, ClientMessage, Hello, ServerMessage, Transport};
 pub use negotiate::{ImageFormat, Negotiated, Offer, OutputFormat};
 pub use principal::Principal;
-pub use session::{FrameInfo, FrameKind, Output, Session, SessionConfig, SessionMetrics};
+pub use session::{
+    FrameInfo, FrameKind, Output, PatchInfo, Session, SessionConfig, SessionMetrics,
+};

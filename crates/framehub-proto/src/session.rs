@@ -119,6 +119,11 @@ pub enum FrameKind {
         mime: &'static str,
         /// A lossless still of a frame already sent lossy (issue 5).
         still: bool,
+        /// The same frame as a region update over an earlier one, when the
+        /// stream made one (protocol §4.3); sent instead of the whole image
+        /// to a viewer that takes patches and holds exactly that earlier
+        /// frame.
+        patch: Option<PatchInfo>,
     },
     /// One H.264 access unit.
     Video {
@@ -129,6 +134,17 @@ pub enum FrameKind {
         /// Frame duration in µs, when known.
         duration_us: Option<u64>,
     },
+}
+
+/// A frame encoded as a region update (`image_patch`) over an earlier frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatchInfo {
+    /// The `frame_id` of the picture the patch is drawn over.
+    pub base_id: u64,
+    /// The changed rectangles, `[x, y, width, height]` in pixels, one image each.
+    pub rects: Vec<[u32; 4]>,
+    /// Payload size in bytes (the length-prefixed images).
+    pub bytes: usize,
 }
 
 /// An encoded frame the stream has made available, described without its bytes.
@@ -165,9 +181,33 @@ impl FrameInfo {
             FrameKind::Image { .. } => true,
         }
     }
-    fn header(&self, seq: u64, pixel_ratio: Option<f64>) -> FrameHeader {
+    /// The patch to send instead of the whole image to a viewer holding the
+    /// picture `held` (None: it must get the whole image).
+    fn patch_over(&self, held: Option<u64>) -> Option<&PatchInfo> {
         match &self.kind {
-            FrameKind::Image { mime, still } => FrameHeader::ImageFrame {
+            FrameKind::Image {
+                patch: Some(p),
+                still: false,
+                ..
+            } if Some(p.base_id) == held => Some(p),
+            _ => None,
+        }
+    }
+
+    fn header(&self, seq: u64, pixel_ratio: Option<f64>, patch: Option<&PatchInfo>) -> FrameHeader {
+        if let (Some(p), FrameKind::Image { mime, .. }) = (patch, &self.kind) {
+            return FrameHeader::ImagePatch {
+                seq,
+                timestamp_us: self.timestamp_us,
+                width: self.width,
+                height: self.height,
+                mime: (*mime).to_string(),
+                rects: p.rects.clone(),
+                pixel_ratio,
+            };
+        }
+        match &self.kind {
+            FrameKind::Image { mime, still, .. } => FrameHeader::ImageFrame {
                 seq,
                 timestamp_us: self.timestamp_us,
                 width: self.width,
@@ -243,6 +283,8 @@ pub struct SessionMetrics {
     pub frames_acked: u64,
     /// Keyframes sent (video).
     pub keyframes_sent: u64,
+    /// Region updates (`image_patch`) sent instead of whole images.
+    pub patches_sent: u64,
     /// Payload bytes sent.
     pub bytes_sent: u64,
     /// Frames sent per second.
@@ -339,6 +381,9 @@ pub struct Session {
     latest: Option<FrameInfo>,
     /// Image: the order key of the last frame sent.
     last_sent: Option<(u64, u8)>,
+    /// Image: the frame id of the picture the client holds once it has drawn
+    /// everything sent (None: unknown, the next frame must be whole).
+    picture: Option<u64>,
     /// Video: chunks accepted and waiting to be sent, in order (≤ credit).
     video_queue: VecDeque<FrameInfo>,
     /// Video: the id of the last chunk accepted into the chain.
@@ -361,6 +406,7 @@ pub struct Session {
     frames_dropped: u64,
     frames_acked: u64,
     keyframes_sent: u64,
+    patches_sent: u64,
     bytes_sent: u64,
     events_dropped: u64,
     unknown_messages: u64,
@@ -423,6 +469,7 @@ impl Session {
             next_seq: 0,
             latest: None,
             last_sent: None,
+            picture: None,
             video_queue: VecDeque::new(),
             video_last: None,
             need_keyframe: true,
@@ -439,6 +486,7 @@ impl Session {
             frames_dropped: 0,
             frames_acked: 0,
             keyframes_sent: 0,
+            patches_sent: 0,
             bytes_sent: 0,
             events_dropped: 0,
             unknown_messages: 0,
@@ -489,6 +537,11 @@ impl Session {
     /// Whether the session has closed (an [`Output::Close`] was produced).
     pub fn is_closed(&self) -> bool {
         self.state == State::Closed
+    }
+
+    /// The client listed `framehub/patch` (region updates).
+    fn takes_patches(&self) -> bool {
+        self.negotiated.as_ref().is_some_and(|n| n.patch)
     }
 
     /// Whether this viewer could take a frame now: open, visible and with
@@ -710,6 +763,11 @@ impl Session {
         self.last_ack = now;
         self.sent_since_ack = false;
         // Acks arrive in order over TCP; an ack of `seq` also settles older frames.
+        if ack.displayed == Some(serde_json::Value::Bool(false)) {
+            // The client skipped a frame (superseded, or its decode failed):
+            // what it holds is no longer known, so no patch until a whole frame.
+            self.picture = None;
+        }
         let Some(pos) = self.inflight.iter().position(|f| f.seq == ack.seq) else {
             return;
         };
@@ -827,6 +885,10 @@ impl Session {
         // The same deadline as `poll_timeout` reports (`later`), so a timer
         // that fired never keeps firing at the same instant.
         self.inflight.retain(|f| now < later(f.sent_at, timeout));
+        if self.inflight.len() < before {
+            // Forgotten frames may never have been drawn.
+            self.picture = None;
+        }
         if self.inflight.len() < before && self.is_video() {
             self.want_keyframe(now, false);
         }
@@ -898,6 +960,12 @@ impl Session {
             self.last_sent = Some(latest.order_key());
             latest.clone()
         };
+        let patch = frame
+            .patch_over(self.picture)
+            .filter(|_| self.takes_patches());
+        if !self.is_video() {
+            self.picture = Some(frame.frame_id);
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         self.inflight.push_back(Inflight { seq, sent_at: now });
@@ -910,12 +978,14 @@ impl Session {
         if matches!(frame.kind, FrameKind::Video { keyframe: true, .. }) {
             self.keyframes_sent += 1;
         }
-        self.bytes_sent += frame.bytes as u64;
-        self.sent_window.add(now, frame.bytes as u64);
+        let bytes = patch.map_or(frame.bytes, |p| p.bytes) as u64;
+        self.patches_sent += u64::from(patch.is_some());
+        self.bytes_sent += bytes;
+        self.sent_window.add(now, bytes);
         self.encode_ms = frame.encode_ms;
         Some(Output::Frame {
             frame_id: frame.frame_id,
-            header: frame.header(seq, self.pixel_ratio),
+            header: frame.header(seq, self.pixel_ratio, patch),
         })
     }
 
@@ -945,6 +1015,7 @@ impl Session {
             frames_dropped: self.frames_dropped,
             frames_acked: self.frames_acked,
             keyframes_sent: self.keyframes_sent,
+            patches_sent: self.patches_sent,
             bytes_sent: self.bytes_sent,
             fps_sent: s.fps_sent,
             fps_acked: s.fps_acked,
@@ -992,6 +1063,7 @@ mod tests {
             kind: FrameKind::Image {
                 mime: ImageFormat::Jpeg.mime(),
                 still: false,
+                patch: None,
             },
             bytes: 100,
             encode_ms: 1.0,
@@ -1047,6 +1119,130 @@ mod tests {
 
     fn ack(s: &mut Session, now: Instant, seq: u64) {
         s.handle_text(now, &format!(r#"{{"type":"ack","seq":{seq}}}"#));
+    }
+
+    /// Frame `id` as a whole image, or as a patch over `base` of 10 bytes.
+    fn img_with_patch(id: u64, base: u64) -> FrameInfo {
+        FrameInfo {
+            kind: FrameKind::Image {
+                mime: ImageFormat::Jpeg.mime(),
+                still: false,
+                patch: Some(PatchInfo {
+                    base_id: base,
+                    rects: vec![[0, 0, 8, 8]],
+                    bytes: 10,
+                }),
+            },
+            ..img(id)
+        }
+    }
+
+    fn is_patch(o: &Output) -> bool {
+        matches!(
+            o,
+            Output::Frame {
+                header: FrameHeader::ImagePatch { .. },
+                ..
+            }
+        )
+    }
+
+    fn open_patch() -> (Session, Instant) {
+        let (mut s, t0) = open_with(
+            r#"{"type":"hello","supported":["image/jpeg","framehub/patch"]}"#,
+            Offer::default(),
+        );
+        drain(&mut s, t0);
+        (s, t0)
+    }
+
+    #[test]
+    fn a_patch_goes_only_over_the_picture_the_viewer_holds() {
+        let (mut s, t0) = open_patch();
+        // The first frame is whole, even when a patch exists: nothing is held yet.
+        s.handle_frame(t0, img_with_patch(1, 0));
+        let out = drain(&mut s, t0);
+        assert!(
+            matches!(
+                out.as_slice(),
+                [Output::Frame {
+                    header: FrameHeader::ImageFrame { .. },
+                    ..
+                }]
+            ),
+            "{out:?}"
+        );
+        // Frame 2 patches frame 1, which the viewer has: the patch goes.
+        s.handle_frame(t0, img_with_patch(2, 1));
+        let out = drain(&mut s, t0);
+        assert!(out.len() == 1 && is_patch(&out[0]), "{out:?}");
+        if let Output::Frame {
+            header: FrameHeader::ImagePatch { rects, seq, .. },
+            frame_id,
+        } = &out[0]
+        {
+            assert_eq!(
+                (*frame_id, *seq, rects.as_slice()),
+                (2, 1, &[[0, 0, 8, 8]][..])
+            );
+        }
+        assert_eq!(s.metrics(t0).patches_sent, 1);
+        assert_eq!(
+            s.metrics(t0).bytes_sent,
+            100 + 10,
+            "a patch counts its own bytes"
+        );
+        // No credit (2 in flight): frames 3 and 4 arrive, only 4 will go; it
+        // patches 3, which this viewer never got, so it goes whole.
+        s.handle_frame(t0, img_with_patch(3, 2));
+        s.handle_frame(t0, img_with_patch(4, 3));
+        assert!(drain(&mut s, t0).is_empty());
+        ack(&mut s, t0, 0);
+        let out = drain(&mut s, t0);
+        assert!(
+            matches!(
+                out.as_slice(),
+                [Output::Frame {
+                    frame_id: 4,
+                    header: FrameHeader::ImageFrame { .. }
+                }]
+            ),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn a_skipped_frame_or_a_forgotten_one_makes_the_next_frame_whole() {
+        let (mut s, t0) = open_patch();
+        s.handle_frame(t0, img(1));
+        drain(&mut s, t0);
+        // The client did not draw frame 1 (its decode failed).
+        s.handle_text(t0, r#"{"type":"ack","seq":0,"displayed":false}"#);
+        s.handle_frame(t0, img_with_patch(2, 1));
+        let out = drain(&mut s, t0);
+        assert!(out.len() == 1 && !is_patch(&out[0]), "{out:?}");
+        ack(&mut s, t0, 1);
+        s.handle_frame(t0, img_with_patch(3, 2));
+        assert!(
+            drain(&mut s, t0).iter().all(is_patch),
+            "drawn: patches resume"
+        );
+        // An in-flight frame forgotten after the timeout: not known to be drawn.
+        let later_t = t0 + Duration::from_secs(3);
+        s.handle_timeout(later_t);
+        s.handle_frame(later_t, img_with_patch(4, 3));
+        let out = drain(&mut s, later_t);
+        assert!(out.len() == 1 && !is_patch(&out[0]), "{out:?}");
+    }
+
+    #[test]
+    fn no_patch_for_a_client_that_did_not_list_it() {
+        let (mut s, t0) = open();
+        s.handle_frame(t0, img(1));
+        drain(&mut s, t0);
+        s.handle_frame(t0, img_with_patch(2, 1));
+        let out = drain(&mut s, t0);
+        assert!(out.len() == 1 && !is_patch(&out[0]), "{out:?}");
     }
 
     #[test]
@@ -1480,6 +1676,7 @@ mod tests {
             kind: FrameKind::Image {
                 mime: ImageFormat::Png.mime(),
                 still: true,
+                patch: None,
             },
             source_id: source,
             ..img(id)

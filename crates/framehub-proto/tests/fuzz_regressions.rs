@@ -132,6 +132,7 @@ fn in_flight_deadline_of_a_never_timeout_does_not_fire_forever() {
             kind: FrameKind::Image {
                 mime: "image/jpeg",
                 still: false,
+                patch: None,
             },
             bytes: 100,
             encode_ms: 1.0,

@@ -7,7 +7,12 @@
 //! to do from the stream's state and the time; the rest of the file does it:
 //!
 //! * **Image**: encode the latest frame for each image format that some
-//!   viewer can take now, publish it to that format's `watch` channel.
+//!   viewer can take now, publish it to that format's `watch` channel. When
+//!   viewers take region updates, also compare the frame with the one
+//!   encoded before it in that format ([`framehub_codec::diff`]) and, when
+//!   little changed, encode just the changed rectangles as an `image_patch`
+//!   payload next to the whole image; each viewer's session picks the patch
+//!   only when it holds that earlier frame.
 //! * **Still**: when nothing was published for `still_after`, encode the
 //!   resting frame once as a lossless PNG and offer it to the lossy (JPEG)
 //!   viewers (`"still": true`).
@@ -21,9 +26,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use framehub_codec::diff::{changed_rects, Change, ChangeOptions};
 use framehub_codec::{Encoder, JpegEncoder, PngEncoder};
 use framehub_proto::session::later;
-use framehub_proto::{FrameInfo, FrameKind, ImageFormat, OutputFormat};
+use framehub_proto::{FrameInfo, FrameKind, ImageFormat, OutputFormat, PatchInfo};
 
 use crate::events::lock;
 use crate::frame::RawFrame;
@@ -36,8 +42,10 @@ pub const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(250);
 /// What the encode thread should do next.
 #[derive(Debug)]
 pub(crate) enum Job {
-    /// Encode `frame` for these image formats.
-    Images(Arc<RawFrame>, Vec<ImageFormat>),
+    /// Encode `frame` for these image formats; with each, the frame encoded
+    /// before it in that format, to patch over (filled in when the job is
+    /// claimed, and only while some viewer takes patches).
+    Images(Arc<RawFrame>, Vec<(ImageFormat, Option<Arc<RawFrame>>)>),
     /// Make `frame` into a lossless still for the lossy viewers.
     Still(Arc<RawFrame>),
     /// Encode `frame` into the stream's H.264 chain, as a keyframe if `keyframe`.
@@ -82,7 +90,10 @@ pub(crate) fn next_job(
         .filter(|f| demand(OutputFormat::Image(*f)) && encoded(OutputFormat::Image(*f)) < frame.id)
         .collect();
     if !images.is_empty() {
-        return Ok(Job::Images(frame, images));
+        return Ok(Job::Images(
+            frame,
+            images.into_iter().map(|f| (f, None)).collect(),
+        ));
     }
 
     if stream.has_video() && worker == 0 {
@@ -150,13 +161,21 @@ pub(crate) fn run(stream: Arc<StreamShared>, worker: usize) {
                     return;
                 }
                 match next_job(&w.stream, &s, Instant::now(), worker) {
-                    Ok(job) => {
+                    Ok(mut job) => {
                         // Claim the work under the lock so it is done once.
                         let now = Instant::now();
-                        match &job {
+                        let patches = w.stream.patch_viewers() > 0;
+                        match &mut job {
                             Job::Images(f, formats) => {
-                                for fmt in formats {
-                                    s.encoded.insert(OutputFormat::Image(*fmt), f.id);
+                                for (fmt, base) in formats.iter_mut() {
+                                    let out = OutputFormat::Image(*fmt);
+                                    s.encoded.insert(out, f.id);
+                                    *base = if patches {
+                                        s.base.insert(out, Arc::clone(f))
+                                    } else {
+                                        s.base.remove(&out);
+                                        None
+                                    };
                                 }
                                 s.last_encode = Some(now);
                             }
@@ -187,8 +206,8 @@ pub(crate) fn run(stream: Arc<StreamShared>, worker: usize) {
         };
         match job {
             Job::Images(frame, formats) => {
-                for fmt in formats {
-                    w.encode_image(&frame, fmt);
+                for (fmt, base) in formats {
+                    w.encode_image(&frame, fmt, base.as_deref());
                 }
             }
             Job::Still(frame) => w.encode_still(&frame),
@@ -198,23 +217,67 @@ pub(crate) fn run(stream: Arc<StreamShared>, worker: usize) {
 }
 
 impl Worker {
-    fn encode_image(&mut self, frame: &RawFrame, fmt: ImageFormat) {
+    fn encode_image(&mut self, frame: &RawFrame, fmt: ImageFormat, base: Option<&RawFrame>) {
         let started = Instant::now();
         let result = frame
             .image()
-            .and_then(|img| match fmt {
-                ImageFormat::Jpeg => {
-                    let enc = match self.jpeg.as_mut() {
-                        Some(enc) => enc,
-                        None => self.jpeg.insert(JpegEncoder::new(self.stream.cfg.quality)?),
-                    };
-                    enc.encode(&img)
-                }
-                ImageFormat::Png | ImageFormat::Webp => self.png.encode(&img),
-            })
+            .and_then(|img| self.encoder(fmt)?.encode(&img))
             .map(Bytes::from);
+        let result = result.map(|full| {
+            let patch = base.and_then(|base| self.encode_patch(frame, base, fmt, full.len()));
+            (full, patch)
+        });
         let out = OutputFormat::Image(fmt);
         self.publish(frame, out, fmt.mime(), false, started, result);
+    }
+
+    /// The encoder of an image format (JPEG made on first use).
+    fn encoder(
+        &mut self,
+        fmt: ImageFormat,
+    ) -> Result<&mut dyn Encoder, framehub_codec::CodecError> {
+        Ok(match fmt {
+            ImageFormat::Jpeg => match self.jpeg {
+                Some(ref mut enc) => enc,
+                None => self.jpeg.insert(JpegEncoder::new(self.stream.cfg.quality)?),
+            },
+            ImageFormat::Png | ImageFormat::Webp => &mut self.png,
+        })
+    }
+
+    /// `frame` as a region update over `base` in `fmt`: the changed
+    /// rectangles, one image each, each prefixed by its u32 LE length
+    /// (protocol §4.3). None when the pictures are not comparable, too much
+    /// changed, or the patch would not be smaller than the whole image
+    /// (`full_len` bytes).
+    fn encode_patch(
+        &mut self,
+        frame: &RawFrame,
+        base: &RawFrame,
+        fmt: ImageFormat,
+        full_len: usize,
+    ) -> Option<(PatchInfo, Bytes)> {
+        let (cur, prev) = (frame.image().ok()?, base.image().ok()?);
+        let Change::Rects(rects) = changed_rects(&prev, &cur, ChangeOptions::default()) else {
+            return None;
+        };
+        let mut payload = Vec::new();
+        for r in &rects {
+            let img = cur.region(r[0], r[1], r[2], r[3]).ok()?;
+            let bytes = self.encoder(fmt).ok()?.encode(&img).ok()?;
+            payload.extend_from_slice(&u32::try_from(bytes.len()).ok()?.to_le_bytes());
+            payload.extend_from_slice(&bytes);
+            if payload.len() >= full_len {
+                return None;
+            }
+        }
+        let info = PatchInfo {
+            base_id: base.id,
+            rects,
+            bytes: payload.len(),
+        };
+        self.stream.patches.fetch_add(1, Ordering::Relaxed);
+        Some((info, Bytes::from(payload)))
     }
 
     fn encode_still(&mut self, frame: &RawFrame) {
@@ -232,7 +295,7 @@ impl Worker {
                 ImageFormat::Png.mime(),
                 true,
                 started,
-                clone_ok(&result),
+                clone_ok(&result).map(|b| (b, None)),
             );
         }
     }
@@ -244,9 +307,9 @@ impl Worker {
         mime: &'static str,
         still: bool,
         started: Instant,
-        result: Result<Bytes, framehub_codec::CodecError>,
+        result: Result<(Bytes, Option<(PatchInfo, Bytes)>), framehub_codec::CodecError>,
     ) {
-        let data = match result {
+        let (data, patch) = match result {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(stream = %self.stream.name, error = %e, "encode failed");
@@ -264,7 +327,11 @@ impl Worker {
             timestamp_us: frame.timestamp_us,
             width: frame.width,
             height: frame.height,
-            kind: FrameKind::Image { mime, still },
+            kind: FrameKind::Image {
+                mime,
+                still,
+                patch: patch.as_ref().map(|(p, _)| p.clone()),
+            },
             bytes: data.len(),
             encode_ms: started.elapsed().as_secs_f64() * 1000.0,
         };
@@ -272,7 +339,11 @@ impl Worker {
             // Another encode thread may have finished a newer frame first:
             // viewers never go back to an older one.
             let key = order_key(&info);
-            let enc = Arc::new(Encoded { info, data });
+            let enc = Arc::new(Encoded {
+                info,
+                data,
+                patch: patch.map(|(_, b)| b),
+            });
             slot.send_if_modified(|cur| {
                 if cur.as_ref().is_none_or(|c| order_key(&c.info) < key) {
                     *cur = Some(enc);

@@ -11,7 +11,7 @@
 //! n+1 overlaps the sending of frame n.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,9 @@ use framehub_proto::Principal;
 pub struct Encoded {
     pub info: FrameInfo,
     pub data: Bytes,
+    /// The same frame as an `image_patch` payload over an earlier frame
+    /// (described by the `patch` of `info.kind`), when one was made.
+    pub patch: Option<Bytes>,
 }
 
 pub(crate) type EncodedSlot = watch::Sender<Option<Arc<Encoded>>>;
@@ -42,6 +45,9 @@ pub(crate) struct Shared {
     pub demand: HashMap<OutputFormat, usize>,
     /// Id of the last frame encoded per format.
     pub encoded: HashMap<OutputFormat, u64>,
+    /// The frame whose encode started last, per image format, while viewers
+    /// take patches: the base the next frame is patched over.
+    pub base: HashMap<OutputFormat, Arc<RawFrame>>,
     /// Id of the last frame made into a lossless still.
     pub still: u64,
     /// When the last frame was encoded (for the `fps` cap).
@@ -77,6 +83,10 @@ pub(crate) struct StreamShared {
     pub(crate) encodes: HashMap<OutputFormat, AtomicU64>,
     /// Lossless stills made.
     pub(crate) stills: AtomicU64,
+    /// Region updates made (each shared by every viewer that holds its base).
+    pub(crate) patches: AtomicU64,
+    /// Viewers that take region updates (`framehub/patch`).
+    pub(crate) patch_viewers: AtomicUsize,
     /// The H.264 access units, in order, to every video viewer (bounded: a
     /// viewer that lags behind loses units and waits for a keyframe).
     pub(crate) video: tokio::sync::broadcast::Sender<Arc<Encoded>>,
@@ -150,6 +160,7 @@ impl StreamShared {
                 latest: None,
                 demand: HashMap::new(),
                 encoded: HashMap::new(),
+                base: HashMap::new(),
                 still: 0,
                 last_encode: None,
                 keyframe_requested: false,
@@ -168,6 +179,8 @@ impl StreamShared {
             height: AtomicU32::new(height),
             encodes: counted.iter().map(|f| (*f, AtomicU64::new(0))).collect(),
             stills: AtomicU64::new(0),
+            patches: AtomicU64::new(0),
+            patch_viewers: AtomicUsize::new(0),
             video: tokio::sync::broadcast::channel(VIDEO_CHANNEL).0,
             codec: Mutex::new(codec),
             published: AtomicU64::new(0),
@@ -225,6 +238,11 @@ impl StreamShared {
             .filter_map(|f| self.slots.get(&OutputFormat::Image(f)))
             .map(|s| s.receiver_count())
             .sum()
+    }
+
+    /// Viewers that take region updates.
+    pub fn patch_viewers(&self) -> usize {
+        self.patch_viewers.load(Ordering::Relaxed)
     }
 
     /// Viewers subscribed to the H.264 chain.
@@ -521,6 +539,13 @@ impl Stream {
     /// stable for its `debounce`. Render frames of this size.
     pub fn target_size(&self) -> Option<(u32, u32)> {
         self.shared.target_size(Instant::now())
+    }
+
+    /// Region updates (`image_patch` payloads) made since the stream was
+    /// created: at most one per frame and image format, shared by every
+    /// viewer that holds the frame it patches.
+    pub fn patch_count(&self) -> u64 {
+        self.shared.patches.load(Ordering::Relaxed)
     }
 
     /// Lossless stills made since the stream was created (at most one per

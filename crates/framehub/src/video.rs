@@ -146,6 +146,7 @@ impl VideoChain {
         Some(Encoded {
             info,
             data: Bytes::from(au.data),
+            patch: None,
         })
     }
 }

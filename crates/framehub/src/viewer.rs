@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -79,11 +80,16 @@ impl Drop for Demand {
 struct Registration {
     stream: Arc<StreamShared>,
     id: u64,
+    /// Counted in the stream's `patch_viewers`.
+    patches: bool,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
         lock(&self.stream.viewers).remove(&self.id);
+        if self.patches {
+            self.stream.patch_viewers.fetch_sub(1, Ordering::Relaxed);
+        }
         self.stream.update_controllers();
     }
 }
@@ -150,7 +156,9 @@ pub(crate) async fn run<S, E>(
                     let who = verdict.as_ref().ok().and_then(|p| p.as_ref());
                     session.set_controller(stream.initial_controller(session_id, who));
                     session.handle_auth(Instant::now(), verdict);
-                    if let Some(neg) = session.negotiated() {
+                    if let Some(neg) = session.negotiated().cloned() {
+                        // Region updates are for image sessions that list them.
+                        let patches = neg.patch && neg.format != OutputFormat::H264;
                         principal = session.principal().cloned();
                         demand.format = Some(neg.format);
                         if neg.format == OutputFormat::H264 {
@@ -170,9 +178,13 @@ pub(crate) async fn run<S, E>(
                                 principal: principal.clone(),
                             },
                         );
+                        if patches {
+                            stream.patch_viewers.fetch_add(1, Ordering::Relaxed);
+                        }
                         registration = Some(Registration {
                             stream: Arc::clone(&stream),
                             id: session_id,
+                            patches,
                         });
                         stream.update_controllers();
                         session.set_controller(*controller_rx.borrow_and_update());
@@ -202,18 +214,23 @@ pub(crate) async fn run<S, E>(
                         FrameHeader::VideoChunk { .. } => {
                             recent.iter().find(|e| e.info.frame_id == frame_id)
                         }
-                        FrameHeader::ImageFrame { .. } => {
+                        FrameHeader::ImageFrame { .. } | FrameHeader::ImagePatch { .. } => {
                             current.as_ref().filter(|e| e.info.frame_id == frame_id)
                         }
                     };
-                    let Some(enc) = held else {
+                    let payload = match (held, &header) {
+                        (Some(enc), FrameHeader::ImagePatch { .. }) => enc.patch.as_ref(),
+                        (Some(enc), _) => Some(&enc.data),
+                        (None, _) => None,
+                    };
+                    let Some(payload) = payload else {
                         tracing::error!(
                             frame_id,
                             "session asked for a frame the driver does not hold"
                         );
                         continue;
                     };
-                    let bytes = envelope::encode(&header, &enc.data);
+                    let bytes = envelope::encode(&header, payload);
                     if send(&mut socket, Message::Binary(bytes.into()), &server_cfg)
                         .await
                         .is_err()

@@ -505,7 +505,7 @@ impl ViewerTask {
                         let at = Instant::now();
                         let at_unix = now_unix_us();
                         let (seq, ts, keyframe) = match envelope::parse(&b) {
-                            Ok((FrameHeader::ImageFrame { seq, timestamp_us, .. }, _)) => (seq, timestamp_us, false),
+                            Ok((FrameHeader::ImageFrame { seq, timestamp_us, .. } | FrameHeader::ImagePatch { seq, timestamp_us, .. }, _)) => (seq, timestamp_us, false),
                             Ok((FrameHeader::VideoChunk { seq, timestamp_us, keyframe, .. }, au)) => {
                                 let mut verdict = check_access_unit(au, keyframe);
                                 if verdict.is_ok() && !keyframe && !had_keyframe {

@@ -142,6 +142,82 @@ async fn a_still_makes_a_video_session_pixel_exact_too() {
     assert_eq!(stream.still_count(), 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn png_patches_keep_the_canvas_pixel_exact() {
+    let cfg = StreamConfig::default()
+        .still_after(None)
+        .preferred_image(framehub::ImageFormat::Png);
+    let (_server, stream, b, (w, h)) = open_viewer("ppatch", cfg).await;
+    // First the busy picture with a 10×10 hole, then the whole busy picture:
+    // the second frame differs in one tile and comes as a patch.
+    let full = busy_picture(w, h);
+    let mut holed = full.clone();
+    for y in 50..60 {
+        for x in 70..80 {
+            let i = ((y * w + x) * 4) as usize;
+            holed[i..i + 3].copy_from_slice(&[1, 2, 3]);
+        }
+    }
+    stream.publish(Frame::rgba(w, h, holed)).unwrap();
+    b.wait_for(
+        "window.framehubStats.framesDrawn >= 1",
+        WAIT,
+        "the first frame",
+    )
+    .await;
+    assert_eq!(
+        mismatches(&b, w, h).await,
+        100,
+        "the hole, and only the hole"
+    );
+    stream.publish(Frame::rgba(w, h, full)).unwrap();
+    b.wait_for("window.framehubStats.framesDrawn >= 2", WAIT, "the patch")
+        .await;
+    assert_eq!(mismatches(&b, w, h).await, 0, "patched: every pixel exact");
+    let sent: u64 = stream.metrics().iter().map(|m| m.patches_sent).sum();
+    assert_eq!(sent, 1, "the second frame went as a patch");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jpeg_patches_draw_the_change_within_jpeg_tolerance() {
+    let (_server, stream, b, (w, h)) =
+        open_viewer("jpatch", StreamConfig::default().still_after(None)).await;
+    let solid = |rgb: [u8; 3]| -> Vec<u8> {
+        (0..w * h)
+            .flat_map(|_| [rgb[0], rgb[1], rgb[2], 255])
+            .collect()
+    };
+    let red = solid([200, 30, 30]);
+    let mut marked = red.clone();
+    for y in 100..140 {
+        for x in 200..240 {
+            let i = ((y * w + x) * 4) as usize;
+            marked[i..i + 3].copy_from_slice(&[20, 200, 40]);
+        }
+    }
+    stream.publish(Frame::rgba(w, h, red)).unwrap();
+    b.wait_for(
+        "window.framehubStats.framesDrawn >= 1",
+        WAIT,
+        "the first frame",
+    )
+    .await;
+    stream.publish(Frame::rgba(w, h, marked)).unwrap();
+    b.wait_for("window.framehubStats.framesDrawn >= 2", WAIT, "the patch")
+        .await;
+    let sent: u64 = stream.metrics().iter().map(|m| m.patches_sent).sum();
+    assert_eq!(sent, 1, "the second frame went as a patch");
+    let inside = b.frame_pixel(220.0, 120.0).await;
+    assert!(close(inside, [20, 200, 40], 16), "{inside:?}");
+    let outside = b.frame_pixel(20.0, 20.0).await;
+    assert!(close(outside, [200, 30, 30], 16), "{outside:?}");
+    let near = b.frame_pixel(190.0, 120.0).await;
+    assert!(
+        close(near, [200, 30, 30], 16),
+        "beside the change: {near:?}"
+    );
+}
+
 /// A hub with one stream `name`, a browser on its viewer page, and the size
 /// of the page's canvas (a picture of that size is drawn 1:1).
 async fn open_viewer(

@@ -8,10 +8,7 @@ use framehub::{Frame, ImageFormat, OutputFormat, Server, StreamConfig};
 use crate::common::*;
 
 fn timestamp(h: &FrameHeader) -> u64 {
-    match h {
-        FrameHeader::ImageFrame { timestamp_us, .. }
-        | FrameHeader::VideoChunk { timestamp_us, .. } => *timestamp_us,
-    }
+    h.timestamp_us()
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ mod events;
 mod flow;
 mod handshake;
 mod limits;
+mod patch;
 #[path = "../support/picture.rs"]
 mod picture;
 mod quality;
