@@ -25,7 +25,13 @@ const FPS_ALPHA: f64 = 0.1;
 /// returns the codec string of its SPS (None when the encoder cannot be made).
 pub(crate) fn probe_codec(width: u32, height: u32, cfg: &StreamConfig) -> Option<String> {
     let chain = VideoChain::new(cfg);
-    let mut enc = H264Encoder::new(width, height, chain.cfg).ok()?;
+    // One slice: slices leave the SPS as it is, and spare the probe
+    // OpenH264's threads and its first, dropped picture.
+    let probe = H264Config {
+        threads: 1,
+        ..chain.cfg
+    };
+    let mut enc = H264Encoder::new(width, height, probe).ok()?;
     let black = vec![0u8; width as usize * height as usize * 3];
     let img = framehub_codec::RawImage::new(
         &black,
@@ -60,6 +66,7 @@ impl VideoChain {
                 bitrate_bps: cfg.bitrate,
                 fps: fps as f32,
                 keyframe_interval_s: cfg.keyframe_interval.as_secs_f32(),
+                ..H264Config::default()
             },
             next_chunk: 1,
             last_encode: None,
