@@ -85,7 +85,10 @@ pub struct H264Config {
     /// macroblock rows for its rate control to split). Slices cost a
     /// little compression (no prediction or deblocking across a slice
     /// edge) and nothing else: the access unit is still one picture,
-    /// decodable on arrival.
+    /// decodable on arrival. OpenH264 runs the slices of every encoder of
+    /// the process on one shared pool of threads (its `CWelsThreadPool`),
+    /// sized by the first encoder that starts it, so many streams do not
+    /// mean many threads.
     pub threads: u16,
 }
 
@@ -1160,6 +1163,10 @@ mod tests {
         }
         assert_eq!(single.codec_string(), sliced.codec_string());
         assert!(worst >= 35.0, "luma PSNR {worst:.2} dB with 2 slices");
+
+        // The browser test's 320x240 (300 macroblocks) is split too.
+        assert_eq!(H264Encoder::new(320, 240, two).unwrap().slices(), 2);
+        assert_eq!(H264Encoder::new(160, 120, two).unwrap().slices(), 2);
 
         // Too small to split (48 macroblocks or fewer): one slice.
         let mut small = H264Encoder::new(96, 64, two).unwrap();
