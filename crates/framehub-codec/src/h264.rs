@@ -47,8 +47,8 @@ const MAX_SHORT_SIDE: u32 = 2160;
 const MIN_SIDE: u32 = 16;
 /// Most threads (and slices) OpenH264 encodes a picture with
 /// (`MAX_THREADS_NUM` in its `wels_const.h`); also the most
-/// [`H264Config::threads`] = 0 picks.
-pub const MAX_H264_THREADS: u16 = 4;
+/// `H264Config::threads` = 0 picks.
+const MAX_H264_THREADS: u16 = 4;
 /// OpenH264 clamps the frame rate to this range (`MIN_FRAME_RATE`,
 /// `MAX_FRAME_RATE` in its `wels_const.h`).
 const MIN_FPS: f32 = 1.0;
@@ -78,9 +78,10 @@ pub struct H264Config {
     pub keyframe_interval_s: f32,
     /// Slices per picture, each encoded on its own OpenH264 thread while the
     /// calling thread waits (default 0: one per CPU core as
-    /// `std::thread::available_parallelism` reports it, at most
-    /// [`MAX_H264_THREADS`]). 1: one slice, encoded on the calling thread.
-    /// Values above [`MAX_H264_THREADS`] are clamped to it. OpenH264 keeps
+    /// `std::thread::available_parallelism` reports it, at most 4). 1: one
+    /// slice, encoded on the calling thread. Values above 4, the most
+    /// OpenH264 runs (`MAX_THREADS_NUM` in its `wels_const.h`), are
+    /// clamped to 4. OpenH264 keeps
     /// one slice for small pictures (48 macroblocks or fewer, or too few
     /// macroblock rows for its rate control to split). Slices cost a
     /// little compression (no prediction or deblocking across a slice

@@ -23,7 +23,7 @@ mod raw;
 #[cfg(feature = "h264")]
 pub use h264::{
     rgb_to_i420_bt709, AccessUnit, H264Config, H264Encoder, I420Planes, DEFAULT_H264_BITRATE_BPS,
-    DEFAULT_H264_FPS, DEFAULT_H264_KEYFRAME_INTERVAL_S, MAX_H264_THREADS,
+    DEFAULT_H264_FPS, DEFAULT_H264_KEYFRAME_INTERVAL_S,
 };
 pub use jpeg::{decode_jpeg_rgba, JpegEncoder, DEFAULT_JPEG_QUALITY};
 pub use png_enc::{decode_png_rgba, PngEncoder};
