@@ -5,6 +5,7 @@
 //! * [`H264Encoder`] (feature `h264`, on by default): OpenH264, Constrained
 //!   Baseline, Annex-B access units, BT.709 limited-range colour;
 //! * [`diff`]: tile-based change detection for region updates;
+//! * [`scale`]: downscaling for quality tiers (`fast_image_resize`);
 //! * [`annexb`]: a panic-free Annex-B / SPS reader and the H.264 level table.
 //!
 //! Every encoder implements [`Encoder`] and takes a [`RawImage`]: 8-bit RGBA
@@ -19,6 +20,7 @@ mod h264;
 mod jpeg;
 mod png_enc;
 mod raw;
+pub mod scale;
 
 #[cfg(feature = "h264")]
 pub use h264::{

@@ -5,12 +5,14 @@
 //! * [`event`]: validated input events in the renderview vocabulary;
 //! * [`negotiate`]: choosing `image` or `webcodecs` from `hello.supported`;
 //! * [`session`]: the per-viewer state machine (handshake, credit, latest-wins,
-//!   keyframe gate, timers), fed with messages, frames and the current time.
+//!   keyframe gate, timers), fed with messages, frames and the current time;
+//! * [`adapt`]: the per-viewer adaptive-quality controller the session runs.
 //!
 //! Nothing here does I/O or reads a clock.
 
 #![deny(missing_docs)]
 
+pub mod adapt;
 pub mod envelope;
 pub mod event;
 pub mod message;
@@ -18,6 +20,7 @@ pub mod negotiate;
 pub mod principal;
 pub mod session;
 
+pub use adapt::{AdaptConfig, QualityTier};
 pub use envelope::FrameHeader;
 pub use event::InputEvent;
 pub use message::{close_code, ClientMessage, Hello, ServerMessage, Transport};

@@ -252,10 +252,24 @@ pub enum ServerMessage {
     },
     /// The quality this viewer now receives.
     SetQuality {
-        /// Target bit rate in bit/s.
+        /// Target bit rate in bit/s (0: not a video target).
         bitrate: u64,
-        /// Target frame rate in frames/s.
+        /// Target frame rate in frames/s (0: as published).
         fps: f64,
+        /// Extension: the adaptive-quality tier, 0 = best.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tier: Option<u8>,
+        /// Extension: the JPEG quality of image frames at this tier.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        quality: Option<u8>,
+        /// Extension: image frames are encoded at this fraction of the
+        /// stream's size (the header keeps the stream's size; the client
+        /// scales the picture up).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        scale: Option<f64>,
+        /// Extension: why (`"congested"`, `"recovered"`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// Periodic statistics for the viewer's status line.
     Stats(Box<Stats>),

@@ -26,10 +26,11 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::adapt::{AdaptConfig, Adapter, QualityTier, Step};
 use crate::envelope::FrameHeader;
 use crate::event::InputEvent;
 use crate::message::{close_code, Ack, ClientMessage, Hello, ServerMessage, Stats, Transport};
-use crate::negotiate::{negotiate, Negotiated, Offer, OutputFormat};
+use crate::negotiate::{negotiate, ImageFormat, Negotiated, Offer, OutputFormat};
 use crate::principal::Principal;
 
 /// Default credit: frames in flight per viewer (§6).
@@ -72,6 +73,11 @@ pub struct SessionConfig {
     pub event_burst: f64,
     /// Close a viewer that acked nothing for this long while frames were sent to it.
     pub idle_timeout: Duration,
+    /// Adaptive quality (None: off): the controller's settings. It runs for
+    /// JPEG image sessions when `tiers` has more than one tier.
+    pub adapt: Option<AdaptConfig>,
+    /// The quality tiers the stream offers, best first (empty: one tier).
+    pub tiers: Vec<QualityTier>,
 }
 
 /// Default sustained event rate per viewer (a browser client coalesces
@@ -106,6 +112,8 @@ impl SessionConfig {
             events_per_second: DEFAULT_EVENTS_PER_SECOND,
             event_burst: DEFAULT_EVENT_BURST,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            adapt: None,
+            tiers: Vec::new(),
         }
     }
 }
@@ -285,6 +293,10 @@ pub struct SessionMetrics {
     pub keyframes_sent: u64,
     /// Region updates (`image_patch`) sent instead of whole images.
     pub patches_sent: u64,
+    /// Adaptive quality: the tier this viewer receives (0 = best).
+    pub tier: u8,
+    /// Adaptive quality: tier changes so far.
+    pub tier_changes: u64,
     /// Payload bytes sent.
     pub bytes_sent: u64,
     /// Frames sent per second.
@@ -381,6 +393,8 @@ pub struct Session {
     latest: Option<FrameInfo>,
     /// Image: the order key of the last frame sent.
     last_sent: Option<(u64, u8)>,
+    /// The adaptive-quality controller, when it runs for this session.
+    adapter: Option<Adapter>,
     /// Image: the frame id of the picture the client holds once it has drawn
     /// everything sent (None: unknown, the next frame must be whole).
     picture: Option<u64>,
@@ -407,6 +421,7 @@ pub struct Session {
     frames_acked: u64,
     keyframes_sent: u64,
     patches_sent: u64,
+    tier_changes: u64,
     bytes_sent: u64,
     events_dropped: u64,
     unknown_messages: u64,
@@ -470,6 +485,7 @@ impl Session {
             latest: None,
             last_sent: None,
             picture: None,
+            adapter: None,
             video_queue: VecDeque::new(),
             video_last: None,
             need_keyframe: true,
@@ -487,6 +503,7 @@ impl Session {
             frames_acked: 0,
             keyframes_sent: 0,
             patches_sent: 0,
+            tier_changes: 0,
             bytes_sent: 0,
             events_dropped: 0,
             unknown_messages: 0,
@@ -537,6 +554,41 @@ impl Session {
     /// Whether the session has closed (an [`Output::Close`] was produced).
     pub fn is_closed(&self) -> bool {
         self.state == State::Closed
+    }
+
+    /// The quality tier this viewer receives (0 = best; always 0 without
+    /// adaptive quality).
+    pub fn tier(&self) -> u8 {
+        self.adapter.as_ref().map_or(0, Adapter::tier)
+    }
+
+    /// Tells the viewer its new tier with `set_quality`.
+    fn announce_tier(&mut self, tier: u8, reason: &str) {
+        let Some(t) = self.cfg.tiers.get(usize::from(tier)).copied() else {
+            return;
+        };
+        self.tier_changes += 1;
+        self.push_out(Output::Text(ServerMessage::SetQuality {
+            bitrate: t.bitrate,
+            fps: self.cfg.offer.fps,
+            tier: Some(tier),
+            quality: Some(t.jpeg_quality),
+            scale: Some(1.0 / f64::from(t.scale_divisor.max(1))),
+            reason: Some(reason.to_string()),
+        }));
+    }
+
+    /// Forgets the image frame on offer if it was not sent yet: the driver
+    /// moved to another output (a quality tier) and no longer holds it. The
+    /// next [`Session::handle_frame`] offers the new output's frame.
+    pub fn forget_offer(&mut self) {
+        if self
+            .latest
+            .as_ref()
+            .is_some_and(|l| self.last_sent.is_none_or(|s| l.order_key() > s))
+        {
+            self.latest = None;
+        }
     }
 
     /// The client listed `framehub/patch` (region updates).
@@ -689,6 +741,11 @@ impl Session {
             self.push_out(Output::RequestKeyframe);
             self.keyframe_requested_at = Some(now);
         }
+        let jpeg = neg.format == OutputFormat::Image(ImageFormat::Jpeg);
+        if let (Some(cfg), true) = (&self.cfg.adapt, jpeg && self.cfg.tiers.len() > 1) {
+            let tiers = u8::try_from(self.cfg.tiers.len()).unwrap_or(u8::MAX);
+            self.adapter = Some(Adapter::new(now, cfg.clone(), tiers));
+        }
         self.negotiated = Some(neg);
         self.next_stats = self.stats_deadline(now);
         while let Some((ev, at)) = self.held_events.pop_front() {
@@ -772,11 +829,20 @@ impl Session {
             return;
         };
         let sample = now.saturating_duration_since(self.inflight[pos].sent_at);
-        self.srtt = Some(match self.srtt {
+        let srtt = match self.srtt {
             None => sample,
             // RFC 6298 §2.3: SRTT <- (1 - 1/8) * SRTT + 1/8 * R'
             Some(s) => (s * 7 + sample) / 8,
-        });
+        };
+        self.srtt = Some(srtt);
+        if let Some(a) = self.adapter.as_mut() {
+            a.on_rtt_sample(now, sample);
+            match a.update(now, srtt, self.decode_queue_size) {
+                Step::Stay => {}
+                Step::Down(t) => self.announce_tier(t, "congested"),
+                Step::Up(t) => self.announce_tier(t, "recovered"),
+            }
+        }
         for _ in 0..=pos {
             self.inflight.pop_front();
             self.frames_acked += 1;
@@ -1016,6 +1082,8 @@ impl Session {
             frames_acked: self.frames_acked,
             keyframes_sent: self.keyframes_sent,
             patches_sent: self.patches_sent,
+            tier: self.tier(),
+            tier_changes: self.tier_changes,
             bytes_sent: self.bytes_sent,
             fps_sent: s.fps_sent,
             fps_acked: s.fps_acked,
@@ -1049,7 +1117,6 @@ fn message_type(m: &ClientMessage) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::negotiate::ImageFormat;
 
     const HELLO: &str = r#"{"type":"hello","supported":["image/jpeg","image/png"]}"#;
 
@@ -1243,6 +1310,90 @@ mod tests {
         s.handle_frame(t0, img_with_patch(2, 1));
         let out = drain(&mut s, t0);
         assert!(out.len() == 1 && !is_patch(&out[0]), "{out:?}");
+    }
+
+    fn tiers() -> Vec<QualityTier> {
+        [(80, 1), (60, 1), (40, 1), (40, 2)]
+            .into_iter()
+            .map(|(q, d)| QualityTier {
+                jpeg_quality: q,
+                scale_divisor: d,
+                bitrate: 0,
+            })
+            .collect()
+    }
+
+    /// A session whose viewer acks each frame `rtt` after it was sent, for `secs`.
+    fn serve_for(
+        s: &mut Session,
+        now: &mut Instant,
+        id: &mut u64,
+        secs: u32,
+        rtt: Duration,
+    ) -> Vec<Output> {
+        let mut texts = vec![];
+        for _ in 0..secs * 10 {
+            *id += 1;
+            s.handle_frame(*now, img(*id));
+            let sent = drain(s, *now);
+            *now += rtt;
+            for o in sent {
+                match o {
+                    Output::Frame { header, .. } => ack(s, *now, header.seq()),
+                    other => texts.push(other),
+                }
+            }
+            texts.extend(drain(s, *now));
+            *now += Duration::from_millis(100).saturating_sub(rtt);
+        }
+        texts
+    }
+
+    #[test]
+    fn a_congested_viewer_steps_down_and_is_told_then_recovers() {
+        let t0 = Instant::now();
+        let mut cfg = SessionConfig::new(1, "x", Offer::default(), 64, 48);
+        cfg.adapt = Some(AdaptConfig::default());
+        cfg.tiers = tiers();
+        let mut s = Session::new(t0, cfg.clone());
+        s.handle_text(t0, HELLO);
+        drain(&mut s, t0);
+        s.handle_auth(t0, Ok(None));
+        drain(&mut s, t0);
+        let (mut now, mut id) = (t0, 0);
+        assert!(serve_for(&mut s, &mut now, &mut id, 3, Duration::from_millis(2)).is_empty());
+        assert_eq!(s.tier(), 0);
+        // Acks slow down to 400 ms of queueing: steps down one tier at a time, told each time.
+        let out = serve_for(&mut s, &mut now, &mut id, 6, Duration::from_millis(400));
+        let told: Vec<(Option<u8>, Option<u8>)> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Text(ServerMessage::SetQuality { tier, quality, .. }) => {
+                    Some((*tier, *quality))
+                }
+                _ => None,
+            })
+            .collect();
+        assert!(told.len() >= 2, "{out:?}");
+        assert_eq!(told[0], (Some(1), Some(60)));
+        assert_eq!(s.tier(), told.last().unwrap().0.unwrap());
+        assert_eq!(s.metrics(now).tier, s.tier());
+        // Healthy again: back to tier 0, one step per 5 s.
+        serve_for(&mut s, &mut now, &mut id, 30, Duration::from_millis(2));
+        assert_eq!(s.tier(), 0);
+        assert_eq!(s.metrics(now).tier_changes, 2 * told.len() as u64);
+        // A PNG session (lossless) has no tiers.
+        let mut s = Session::new(t0, cfg);
+        s.handle_text(t0, r#"{"type":"hello","supported":["image/png"]}"#);
+        drain(&mut s, t0);
+        s.handle_auth(t0, Ok(None));
+        drain(&mut s, t0);
+        let (mut now, mut id) = (t0, 0);
+        let out = serve_for(&mut s, &mut now, &mut id, 6, Duration::from_millis(400));
+        assert!(out
+            .iter()
+            .all(|o| !matches!(o, Output::Text(ServerMessage::SetQuality { .. }))));
+        assert_eq!(s.tier(), 0);
     }
 
     #[test]

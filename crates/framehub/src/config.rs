@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use framehub_proto::{Hello, ImageFormat, Principal};
+use framehub_proto::{AdaptConfig, Hello, ImageFormat, Principal, QualityTier};
 
 /// Everything an authenticator may look at (`docs/protocol.md` §7).
 #[derive(Debug, Clone)]
@@ -159,6 +159,13 @@ pub struct StreamConfig {
     pub keyframe_interval: Duration,
     /// Send `stats` messages this often (None: never).
     pub stats_interval: Option<Duration>,
+    /// Adaptive quality per viewer (None: off, the default). With it, a JPEG
+    /// viewer whose link congests steps down through the tiers of
+    /// [`StreamConfig::quality_tiers`] and back up when it recovers, told
+    /// with `set_quality`; each tier is encoded once, shared by every viewer
+    /// at that tier, and only while one is there. The [`AdaptConfig`] holds
+    /// the controller's thresholds (`AdaptConfig::default()` is a good start).
+    pub adaptive: Option<AdaptConfig>,
     /// Capacity of the event queue; when full the oldest event is dropped and counted.
     pub event_queue: usize,
     /// Keep a bounded log of raw events for `/recorded-events`.
@@ -197,6 +204,7 @@ impl Default for StreamConfig {
             bitrate: 4_000_000,
             keyframe_interval: Duration::from_secs(2),
             stats_interval: None,
+            adaptive: None,
             event_queue: 1024,
             record_events: false,
             record_file: None,
@@ -224,6 +232,7 @@ impl fmt::Debug for StreamConfig {
             .field("bitrate", &self.bitrate)
             .field("keyframe_interval", &self.keyframe_interval)
             .field("stats_interval", &self.stats_interval)
+            .field("adaptive", &self.adaptive)
             .field("event_queue", &self.event_queue)
             .field("record_events", &self.record_events)
             .field("record_file", &self.record_file)
@@ -238,7 +247,46 @@ impl fmt::Debug for StreamConfig {
     }
 }
 
+/// JPEG quality caps and scale divisors of the tiers below tier 0 (which is
+/// the stream's own `quality` at full size): quality 60, quality 40, then
+/// quality 40 at half size — the steps issue 5 names (80 → 60 → 40, then
+/// half resolution).
+pub const IMAGE_TIER_STEPS: [(u8, u32); 3] = [(60, 1), (40, 1), (40, 2)];
+
 impl StreamConfig {
+    /// Turns adaptive quality on (with `AdaptConfig::default()`) or off.
+    pub fn adaptive(mut self, on: bool) -> Self {
+        self.adaptive = on.then(AdaptConfig::default);
+        self
+    }
+
+    /// Turns adaptive quality on with these controller settings.
+    pub fn adaptive_with(mut self, cfg: AdaptConfig) -> Self {
+        self.adaptive = Some(cfg);
+        self
+    }
+
+    /// The quality tiers of this stream's JPEG viewers, best first: one tier
+    /// (the stream's `quality`) without adaptive quality; with it, that tier
+    /// and those of [`IMAGE_TIER_STEPS`] (each capped at the stream's
+    /// quality).
+    pub fn quality_tiers(&self) -> Vec<QualityTier> {
+        let top = QualityTier {
+            jpeg_quality: self.quality,
+            scale_divisor: 1,
+            bitrate: 0,
+        };
+        let lower = IMAGE_TIER_STEPS.iter().map(|&(q, d)| QualityTier {
+            jpeg_quality: q.min(self.quality),
+            scale_divisor: d,
+            bitrate: 0,
+        });
+        match self.adaptive {
+            Some(_) => std::iter::once(top).chain(lower).collect(),
+            None => vec![top],
+        }
+    }
+
     /// Sets the JPEG quality (1–100).
     pub fn quality(mut self, q: u8) -> Self {
         self.quality = q;

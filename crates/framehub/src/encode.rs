@@ -27,13 +27,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use framehub_codec::diff::{changed_rects, Change, ChangeOptions};
+use framehub_codec::scale::downscale;
 use framehub_codec::{Encoder, JpegEncoder, PngEncoder};
 use framehub_proto::session::later;
 use framehub_proto::{FrameInfo, FrameKind, ImageFormat, OutputFormat, PatchInfo};
 
 use crate::events::lock;
 use crate::frame::RawFrame;
-use crate::stream::{Encoded, Shared, StreamShared};
+use crate::stream::{Encoded, Shared, StreamShared, Variant};
 
 /// Shortest time between two forced keyframes of one stream (coalesces the
 /// requests of many joining or recovering viewers; issue 4 suggests 250 ms).
@@ -45,7 +46,7 @@ pub(crate) enum Job {
     /// Encode `frame` for these image formats; with each, the frame encoded
     /// before it in that format, to patch over (filled in when the job is
     /// claimed, and only while some viewer takes patches).
-    Images(Arc<RawFrame>, Vec<(ImageFormat, Option<Arc<RawFrame>>)>),
+    Images(Arc<RawFrame>, Vec<(Variant, Option<Arc<RawFrame>>)>),
     /// Make `frame` into a lossless still for the lossy viewers.
     Still(Arc<RawFrame>),
     /// Encode `frame` into the stream's H.264 chain, as a keyframe if `keyframe`.
@@ -68,8 +69,8 @@ pub(crate) fn next_job(
     let Some(frame) = s.latest.clone() else {
         return Err(None);
     };
-    let demand = |f: OutputFormat| s.demand.get(&f).copied().unwrap_or(0) > 0;
-    let encoded = |f: OutputFormat| s.encoded.get(&f).copied().unwrap_or(0);
+    let demand = |f: OutputFormat| s.demand.get(&Variant::top(f)).copied().unwrap_or(0) > 0;
+    let encoded = |f: OutputFormat| s.encoded.get(&Variant::top(f)).copied().unwrap_or(0);
     let mut wake: Option<Instant> = None;
     let mut earliest = |t: Instant| wake = Some(wake.map_or(t, |w: Instant| w.min(t)));
 
@@ -85,14 +86,17 @@ pub(crate) fn next_job(
         }
     }
 
-    let images: Vec<ImageFormat> = stream
-        .image_formats()
-        .filter(|f| demand(OutputFormat::Image(*f)) && encoded(OutputFormat::Image(*f)) < frame.id)
+    let images: Vec<Variant> = stream
+        .image_outputs()
+        .filter(|v| {
+            s.demand.get(v).copied().unwrap_or(0) > 0
+                && s.encoded.get(v).copied().unwrap_or(0) < frame.id
+        })
         .collect();
     if !images.is_empty() {
         return Ok(Job::Images(
             frame,
-            images.into_iter().map(|f| (f, None)).collect(),
+            images.into_iter().map(|v| (v, None)).collect(),
         ));
     }
 
@@ -138,7 +142,8 @@ pub(crate) fn next_job(
 /// The encode thread's state: its encoders, kept across frames.
 struct Worker {
     stream: Arc<StreamShared>,
-    jpeg: Option<JpegEncoder>,
+    /// JPEG encoders by quality (one per tier in use).
+    jpeg: std::collections::HashMap<u8, JpegEncoder>,
     png: PngEncoder,
     #[cfg(feature = "h264")]
     video: crate::video::VideoChain,
@@ -147,7 +152,7 @@ struct Worker {
 /// Runs encode thread `worker` of `stream` until the stream shuts down.
 pub(crate) fn run(stream: Arc<StreamShared>, worker: usize) {
     let mut w = Worker {
-        jpeg: None,
+        jpeg: std::collections::HashMap::new(),
         png: PngEncoder::new(),
         #[cfg(feature = "h264")]
         video: crate::video::VideoChain::new(&stream.cfg),
@@ -167,10 +172,12 @@ pub(crate) fn run(stream: Arc<StreamShared>, worker: usize) {
                         let patches = w.stream.patch_viewers() > 0;
                         match &mut job {
                             Job::Images(f, formats) => {
-                                for (fmt, base) in formats.iter_mut() {
-                                    let out = OutputFormat::Image(*fmt);
+                                for (out, base) in formats.iter_mut() {
+                                    let out = *out;
                                     s.encoded.insert(out, f.id);
-                                    *base = if patches {
+                                    // Scaled tiers go whole (their rects would not be on the grid).
+                                    let scaled = w.stream.tier(out.tier).scale_divisor > 1;
+                                    *base = if patches && !scaled {
                                         s.base.insert(out, Arc::clone(f))
                                     } else {
                                         s.base.remove(&out);
@@ -181,7 +188,7 @@ pub(crate) fn run(stream: Arc<StreamShared>, worker: usize) {
                             }
                             Job::Still(f) => s.still = f.id,
                             Job::Video(f, key) => {
-                                s.encoded.insert(OutputFormat::H264, f.id);
+                                s.encoded.insert(Variant::top(OutputFormat::H264), f.id);
                                 s.last_encode = Some(now);
                                 if *key {
                                     s.keyframe_requested = false;
@@ -206,8 +213,8 @@ pub(crate) fn run(stream: Arc<StreamShared>, worker: usize) {
         };
         match job {
             Job::Images(frame, formats) => {
-                for (fmt, base) in formats {
-                    w.encode_image(&frame, fmt, base.as_deref());
+                for (out, base) in formats {
+                    w.encode_image(&frame, out, base.as_deref());
                 }
             }
             Job::Still(frame) => w.encode_still(&frame),
@@ -217,29 +224,44 @@ pub(crate) fn run(stream: Arc<StreamShared>, worker: usize) {
 }
 
 impl Worker {
-    fn encode_image(&mut self, frame: &RawFrame, fmt: ImageFormat, base: Option<&RawFrame>) {
+    fn encode_image(&mut self, frame: &RawFrame, out: Variant, base: Option<&RawFrame>) {
         let started = Instant::now();
+        let OutputFormat::Image(fmt) = out.format else {
+            return;
+        };
+        let tier = self.stream.tier(out.tier);
+        let quality = tier.jpeg_quality;
         let result = frame
             .image()
-            .and_then(|img| self.encoder(fmt)?.encode(&img))
+            .and_then(|img| {
+                if tier.scale_divisor > 1 {
+                    let small = downscale(&img, tier.scale_divisor)?;
+                    self.encoder(fmt, quality)?.encode(&small.image()?)
+                } else {
+                    self.encoder(fmt, quality)?.encode(&img)
+                }
+            })
             .map(Bytes::from);
         let result = result.map(|full| {
-            let patch = base.and_then(|base| self.encode_patch(frame, base, fmt, full.len()));
+            let patch =
+                base.and_then(|base| self.encode_patch(frame, base, (fmt, quality), full.len()));
             (full, patch)
         });
-        let out = OutputFormat::Image(fmt);
         self.publish(frame, out, fmt.mime(), false, started, result);
     }
 
-    /// The encoder of an image format (JPEG made on first use).
+    /// The encoder of an image format (a JPEG encoder per quality, made on first use).
     fn encoder(
         &mut self,
         fmt: ImageFormat,
+        quality: u8,
     ) -> Result<&mut dyn Encoder, framehub_codec::CodecError> {
         Ok(match fmt {
-            ImageFormat::Jpeg => match self.jpeg {
-                Some(ref mut enc) => enc,
-                None => self.jpeg.insert(JpegEncoder::new(self.stream.cfg.quality)?),
+            ImageFormat::Jpeg => match self.jpeg.entry(quality) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(JpegEncoder::new(quality)?)
+                }
             },
             ImageFormat::Png | ImageFormat::Webp => &mut self.png,
         })
@@ -254,7 +276,7 @@ impl Worker {
         &mut self,
         frame: &RawFrame,
         base: &RawFrame,
-        fmt: ImageFormat,
+        (fmt, quality): (ImageFormat, u8),
         full_len: usize,
     ) -> Option<(PatchInfo, Bytes)> {
         let (cur, prev) = (frame.image().ok()?, base.image().ok()?);
@@ -264,7 +286,7 @@ impl Worker {
         let mut payload = Vec::new();
         for r in &rects {
             let img = cur.region(r[0], r[1], r[2], r[3]).ok()?;
-            let bytes = self.encoder(fmt).ok()?.encode(&img).ok()?;
+            let bytes = self.encoder(fmt, quality).ok()?.encode(&img).ok()?;
             payload.extend_from_slice(&u32::try_from(bytes.len()).ok()?.to_le_bytes());
             payload.extend_from_slice(&bytes);
             if payload.len() >= full_len {
@@ -287,11 +309,12 @@ impl Worker {
             .and_then(|img| self.png.encode(&img))
             .map(Bytes::from);
         self.stream.stills.fetch_add(1, Ordering::Relaxed);
-        for fmt in self.stream.lossy_formats() {
-            // The same bytes (reference-counted) for every lossy format.
+        let lossy: Vec<Variant> = self.stream.lossy_outputs().collect();
+        for out in lossy {
+            // The same bytes (reference-counted) for every lossy output.
             self.publish(
                 frame,
-                OutputFormat::Image(fmt),
+                out,
                 ImageFormat::Png.mime(),
                 true,
                 started,
@@ -303,7 +326,7 @@ impl Worker {
     fn publish(
         &self,
         frame: &RawFrame,
-        out: OutputFormat,
+        out: Variant,
         mime: &'static str,
         still: bool,
         started: Instant,
@@ -358,7 +381,7 @@ impl Worker {
     #[cfg(feature = "h264")]
     fn encode_video(&mut self, frame: &RawFrame, keyframe: bool) {
         if let Some(chunk) = self.video.encode(&self.stream, frame, keyframe) {
-            if let Some(c) = self.stream.encodes.get(&OutputFormat::H264) {
+            if let Some(c) = self.stream.encodes.get(&Variant::top(OutputFormat::H264)) {
                 c.fetch_add(1, Ordering::Relaxed);
             }
             // No receiver is not an error: every video viewer may have left.

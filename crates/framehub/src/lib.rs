@@ -40,13 +40,14 @@ mod viewer;
 
 pub use config::{
     authenticator, AuthContext, AuthError, AuthFuture, Authenticator, InputFilter, InputPolicy,
-    Origins, ResizePolicy, ServerConfig, StreamConfig,
+    Origins, ResizePolicy, ServerConfig, StreamConfig, IMAGE_TIER_STEPS,
 };
 pub use error::{check_stream_name, Error, RESERVED_NAMES};
 pub use events::ViewerEvent;
 pub use frame::Frame;
 pub use framehub_proto::{
-    self as proto, event, ImageFormat, InputEvent, OutputFormat, Principal, SessionMetrics,
+    self as proto, event, AdaptConfig, ImageFormat, InputEvent, OutputFormat, Principal,
+    QualityTier, SessionMetrics,
 };
 pub use server::{HubCounters, Server, ServerBuilder};
 pub use stream::Stream;

@@ -38,16 +38,32 @@ pub struct Encoded {
 
 pub(crate) type EncodedSlot = watch::Sender<Option<Arc<Encoded>>>;
 
+/// One encoded output of a stream: a format at a quality tier (tier 0: the
+/// stream's own settings; lower tiers exist for JPEG under adaptive quality,
+/// see [`crate::StreamConfig::quality_tiers`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Variant {
+    pub format: OutputFormat,
+    pub tier: u8,
+}
+
+impl Variant {
+    /// `format` at tier 0.
+    pub fn top(format: OutputFormat) -> Self {
+        Variant { format, tier: 0 }
+    }
+}
+
 /// State behind the stream's mutex.
 pub(crate) struct Shared {
     pub latest: Option<Arc<RawFrame>>,
-    /// Viewers per format that could take a frame now.
-    pub demand: HashMap<OutputFormat, usize>,
-    /// Id of the last frame encoded per format.
-    pub encoded: HashMap<OutputFormat, u64>,
-    /// The frame whose encode started last, per image format, while viewers
+    /// Viewers per output that could take a frame now.
+    pub demand: HashMap<Variant, usize>,
+    /// Id of the last frame encoded per output.
+    pub encoded: HashMap<Variant, u64>,
+    /// The frame whose encode started last, per image output, while viewers
     /// take patches: the base the next frame is patched over.
-    pub base: HashMap<OutputFormat, Arc<RawFrame>>,
+    pub base: HashMap<Variant, Arc<RawFrame>>,
     /// Id of the last frame made into a lossless still.
     pub still: u64,
     /// When the last frame was encoded (for the `fps` cap).
@@ -73,14 +89,17 @@ pub(crate) struct StreamShared {
     pub created: Instant,
     pub(crate) shared: Mutex<Shared>,
     pub(crate) wake: Condvar,
-    pub(crate) slots: HashMap<OutputFormat, EncodedSlot>,
+    /// The image outputs: the latest encoded frame of each, watched by its viewers.
+    pub(crate) slots: HashMap<Variant, EncodedSlot>,
+    /// The JPEG quality tiers, best first (one without adaptive quality).
+    pub(crate) tiers: Vec<framehub_proto::QualityTier>,
     pub events: EventQueue,
     pub viewers: Mutex<BTreeMap<u64, ViewerEntry>>,
     next_frame_id: AtomicU64,
     width: AtomicU32,
     height: AtomicU32,
-    /// Encodes done per format, for metrics and the encode-once tests.
-    pub(crate) encodes: HashMap<OutputFormat, AtomicU64>,
+    /// Encodes done per output, for metrics and the encode-once tests.
+    pub(crate) encodes: HashMap<Variant, AtomicU64>,
     /// Lossless stills made.
     pub(crate) stills: AtomicU64,
     /// Region updates made (each shared by every viewer that holds its base).
@@ -133,19 +152,25 @@ fn probe_codec(_width: u32, _height: u32, _cfg: &StreamConfig) -> String {
 
 impl StreamShared {
     pub fn new(name: String, width: u32, height: u32, cfg: StreamConfig) -> Arc<Self> {
-        let formats: Vec<OutputFormat> = IMAGE_FORMATS
+        let tiers = cfg.quality_tiers();
+        // Every image format at tier 0, and JPEG at each lower tier.
+        let outputs: Vec<Variant> = IMAGE_FORMATS
             .iter()
-            .map(|f| OutputFormat::Image(*f))
+            .map(|f| Variant::top(OutputFormat::Image(*f)))
+            .chain((1..tiers.len()).map(|t| Variant {
+                format: OutputFormat::Image(ImageFormat::Jpeg),
+                tier: u8::try_from(t).unwrap_or(u8::MAX),
+            }))
             .collect();
         let codec = if cfg.h264 {
             probe_codec(width, height, &cfg)
         } else {
             String::new()
         };
-        let counted: Vec<OutputFormat> = formats
+        let counted: Vec<Variant> = outputs
             .iter()
             .copied()
-            .chain([OutputFormat::H264])
+            .chain([Variant::top(OutputFormat::H264)])
             .collect();
         let events = EventQueue::new(
             cfg.event_queue,
@@ -168,10 +193,11 @@ impl StreamShared {
                 shutdown: false,
             }),
             wake: Condvar::new(),
-            slots: formats
+            slots: outputs
                 .iter()
-                .map(|f| (*f, watch::channel(None).0))
+                .map(|v| (*v, watch::channel(None).0))
                 .collect(),
+            tiers,
             events,
             viewers: Mutex::new(BTreeMap::new()),
             next_frame_id: AtomicU64::new(1),
@@ -222,22 +248,43 @@ impl StreamShared {
         cfg!(feature = "h264") && self.cfg.h264 && !lock(&self.codec).is_empty()
     }
 
-    /// Image formats this stream encodes.
-    pub fn image_formats(&self) -> impl Iterator<Item = ImageFormat> {
-        IMAGE_FORMATS.into_iter()
+    /// The image outputs this stream encodes (formats at their tiers), in a fixed order.
+    pub fn image_outputs(&self) -> impl Iterator<Item = Variant> + '_ {
+        let mut v: Vec<Variant> = self.slots.keys().copied().collect();
+        v.sort_by_key(|v| {
+            (
+                v.tier,
+                matches!(v.format, OutputFormat::Image(ImageFormat::Png)),
+            )
+        });
+        v.into_iter()
     }
 
-    /// Lossy image formats (their viewers get lossless stills).
-    pub fn lossy_formats(&self) -> impl Iterator<Item = ImageFormat> {
-        [ImageFormat::Jpeg].into_iter()
+    /// Lossy image outputs (their viewers get lossless stills): JPEG at every tier.
+    pub fn lossy_outputs(&self) -> impl Iterator<Item = Variant> + '_ {
+        self.image_outputs()
+            .filter(|v| v.format == OutputFormat::Image(ImageFormat::Jpeg))
     }
 
-    /// Viewers subscribed to a lossy image format.
+    /// Viewers subscribed to a lossy image output.
     pub fn lossy_viewers(&self) -> usize {
-        self.lossy_formats()
-            .filter_map(|f| self.slots.get(&OutputFormat::Image(f)))
+        self.lossy_outputs()
+            .filter_map(|v| self.slots.get(&v))
             .map(|s| s.receiver_count())
             .sum()
+    }
+
+    /// The quality tier `tier` of this stream's JPEG viewers (the last one when out of range).
+    pub fn tier(&self, tier: u8) -> framehub_proto::QualityTier {
+        let i = usize::from(tier).min(self.tiers.len().saturating_sub(1));
+        self.tiers
+            .get(i)
+            .copied()
+            .unwrap_or(framehub_proto::QualityTier {
+                jpeg_quality: self.cfg.quality,
+                scale_divisor: 1,
+                bitrate: 0,
+            })
     }
 
     /// Viewers that take region updates.
@@ -323,10 +370,10 @@ impl StreamShared {
             .is_some_and(|f| s.encoded.values().all(|&id| id < f.id))
     }
 
-    /// A viewer of `format` can (`true`) or can no longer (`false`) take a frame.
-    pub fn set_demand(&self, format: OutputFormat, on: bool) {
+    /// A viewer of `output` can (`true`) or can no longer (`false`) take a frame.
+    pub fn set_demand(&self, output: Variant, on: bool) {
         let mut s = lock(&self.shared);
-        let n = s.demand.entry(format).or_insert(0);
+        let n = s.demand.entry(output).or_insert(0);
         if on {
             *n += 1;
         } else {
@@ -339,14 +386,23 @@ impl StreamShared {
         }
     }
 
-    pub fn subscribe(&self, format: OutputFormat) -> Option<watch::Receiver<Option<Arc<Encoded>>>> {
-        self.slots.get(&format).map(|s| s.subscribe())
+    pub fn subscribe(&self, output: Variant) -> Option<watch::Receiver<Option<Arc<Encoded>>>> {
+        self.slots.get(&output).map(|s| s.subscribe())
     }
 
-    /// Encodes done for `format` since the stream was created.
+    /// Encodes done for `format` (at every tier) since the stream was created.
     pub fn encode_count(&self, format: OutputFormat) -> u64 {
         self.encodes
-            .get(&format)
+            .iter()
+            .filter(|(v, _)| v.format == format)
+            .map(|(_, c)| c.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Encodes done for `format` at quality tier `tier`.
+    pub fn encode_count_at(&self, format: OutputFormat, tier: u8) -> u64 {
+        self.encodes
+            .get(&Variant { format, tier })
             .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
@@ -518,9 +574,16 @@ impl Stream {
     }
 
     /// Encodes done for `format` since the stream was created (each frame is
-    /// encoded at most once per format, whatever the number of viewers).
+    /// encoded at most once per format and quality tier, whatever the number
+    /// of viewers), summed over the tiers.
     pub fn encode_count(&self, format: OutputFormat) -> u64 {
         self.shared.encode_count(format)
+    }
+
+    /// Encodes done for `format` at adaptive-quality tier `tier` (0 = the
+    /// stream's own quality; see [`crate::StreamConfig::quality_tiers`]).
+    pub fn encode_count_at(&self, format: OutputFormat, tier: u8) -> u64 {
+        self.shared.encode_count_at(format, tier)
     }
 
     /// Whether the latest published frame is still waiting for an encode

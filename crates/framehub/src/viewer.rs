@@ -24,7 +24,7 @@ use tokio::sync::{broadcast, watch};
 use crate::config::{AuthContext, ServerConfig};
 use crate::events::{lock, ViewerEvent};
 use crate::server::HubCounters;
-use crate::stream::{Encoded, StreamShared, ViewerEntry};
+use crate::stream::{Encoded, StreamShared, Variant, ViewerEntry};
 
 /// What the upgrade request told about the viewer.
 #[derive(Debug, Clone, Default)]
@@ -52,21 +52,29 @@ impl ConnInfo {
     }
 }
 
-/// Registers a viewer's demand for its format while it can take frames.
+/// Registers a viewer's demand for its output while it can take frames.
 struct Demand {
     stream: Arc<StreamShared>,
-    format: Option<OutputFormat>,
+    output: Option<Variant>,
     on: bool,
 }
 
 impl Demand {
     fn set(&mut self, on: bool) {
-        if let Some(f) = self.format {
+        if let Some(v) = self.output {
             if on != self.on {
                 self.on = on;
-                self.stream.set_demand(f, on);
+                self.stream.set_demand(v, on);
             }
         }
+    }
+
+    /// Moves the demand to another output (a new quality tier).
+    fn switch(&mut self, output: Variant) {
+        let on = self.on;
+        self.set(false);
+        self.output = Some(output);
+        self.set(on);
     }
 }
 
@@ -128,12 +136,16 @@ pub(crate) async fn run<S, E>(
     cfg.events_per_second = stream.cfg.events_per_second;
     cfg.event_burst = stream.cfg.event_burst;
     cfg.idle_timeout = stream.cfg.idle_timeout;
+    cfg.adapt = stream.cfg.adaptive.clone();
+    cfg.tiers = stream.tiers.clone();
     let mut session = Session::new(Instant::now(), cfg);
     let mut demand = Demand {
         stream: Arc::clone(&stream),
-        format: None,
+        output: None,
         on: false,
     };
+    // The image output this viewer watches (its format at its quality tier).
+    let mut watching: Option<Variant> = None;
     // Image viewers watch their format's latest frame; video viewers receive
     // every access unit of the stream's H.264 chain, in order.
     let mut frames: Option<watch::Receiver<Option<Arc<Encoded>>>> = None;
@@ -160,16 +172,18 @@ pub(crate) async fn run<S, E>(
                         // Region updates are for image sessions that list them.
                         let patches = neg.patch && neg.format != OutputFormat::H264;
                         principal = session.principal().cloned();
-                        demand.format = Some(neg.format);
+                        demand.output = Some(Variant::top(neg.format));
                         if neg.format == OutputFormat::H264 {
                             video = Some(stream.subscribe_video());
                             if neg.still_png {
                                 // Lossless stills come through the lossy image channel.
-                                frames = stream.subscribe(OutputFormat::Image(ImageFormat::Jpeg));
+                                watching =
+                                    Some(Variant::top(OutputFormat::Image(ImageFormat::Jpeg)));
                             }
                         } else {
-                            frames = stream.subscribe(neg.format);
+                            watching = Some(Variant::top(neg.format));
                         }
+                        frames = watching.and_then(|v| stream.subscribe(v));
                         lock(&stream.viewers).insert(
                             session_id,
                             ViewerEntry {
@@ -262,6 +276,24 @@ pub(crate) async fn run<S, E>(
                     let _ = tokio::time::timeout(Duration::from_secs(1), socket.close()).await;
                     return;
                 }
+            }
+        }
+        // Adaptive quality moved the viewer to another tier: watch that output.
+        if let Some(v) = watching.filter(|v| v.tier != session.tier()) {
+            let next = Variant {
+                format: v.format,
+                tier: session.tier(),
+            };
+            if let Some(mut rx) = stream.subscribe(next) {
+                session.forget_offer();
+                demand.switch(next);
+                watching = Some(next);
+                // The tier's latest frame, if any, is offered at once.
+                if let Some(enc) = rx.borrow_and_update().clone() {
+                    session.handle_frame(Instant::now(), enc.info.clone());
+                    current = Some(enc);
+                }
+                frames = Some(rx);
             }
         }
         demand.set(session.wants_frames());

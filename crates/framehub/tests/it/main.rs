@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // tests may unwrap: a failure is the test failing
 
+mod adaptive;
 mod common;
 mod events;
 mod flow;

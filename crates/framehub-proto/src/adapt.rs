@@ -1,0 +1,262 @@
+//! Adaptive quality per viewer: a sans-IO controller that moves a viewer
+//! between quality tiers from what its acks say about the link.
+//!
+//! Signals, fed on every ack:
+//!
+//! * **queueing delay** = smoothed RTT − the smallest RTT seen over the last
+//!   [`AdaptConfig::min_rtt_window`] (the link's base delay, as in delay-based
+//!   congestion control such as LEDBAT, RFC 6817, and BBR's min-RTT filter).
+//!   Frames queueing on a link that is too slow raise it; a far but fast
+//!   link does not.
+//! * the client's **decode queue** (`decode_queue_size` of its acks): a
+//!   client that cannot decode as fast as frames arrive.
+//!
+//! A viewer is *congested* when the queueing delay exceeds
+//! [`AdaptConfig::congested_delay`] or the decode queue reaches
+//! [`AdaptConfig::congested_decode_queue`]; *healthy* when the delay is under
+//! [`AdaptConfig::healthy_delay`] and the decode queue at most 1. Hysteresis:
+//! it steps down one tier after being congested for
+//! [`AdaptConfig::step_down_after`] (and at least that long after the last
+//! change), and up one tier after being healthy for the longer
+//! [`AdaptConfig::step_up_after`]; in between it stays. Tier 0 is the best.
+
+use std::time::{Duration, Instant};
+
+/// One quality tier a stream offers, best first (tier 0).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QualityTier {
+    /// JPEG quality (1–100) of image frames at this tier.
+    pub jpeg_quality: u8,
+    /// Image frames are encoded at 1/`scale_divisor` of the stream's size
+    /// (1: full size, 2: half); the header keeps the stream's size and the
+    /// client scales the picture up.
+    pub scale_divisor: u32,
+    /// Target bit rate of video at this tier, bit/s (0 for image streams).
+    pub bitrate: u64,
+}
+
+/// Thresholds and timings of the controller (see the module docs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdaptConfig {
+    /// Queueing delay above which the viewer is congested (default 100 ms).
+    pub congested_delay: Duration,
+    /// Queueing delay under which it is healthy (default 30 ms).
+    pub healthy_delay: Duration,
+    /// Decode queue length at which it is congested (default 3).
+    pub congested_decode_queue: u32,
+    /// Congested this long → one tier down (default 1 s).
+    pub step_down_after: Duration,
+    /// Healthy this long → one tier up (default 5 s).
+    pub step_up_after: Duration,
+    /// Window of the base-RTT minimum (default 30 s).
+    pub min_rtt_window: Duration,
+}
+
+impl Default for AdaptConfig {
+    fn default() -> Self {
+        AdaptConfig {
+            congested_delay: Duration::from_millis(100),
+            healthy_delay: Duration::from_millis(30),
+            congested_decode_queue: 3,
+            step_down_after: Duration::from_secs(1),
+            step_up_after: Duration::from_secs(5),
+            min_rtt_window: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Buckets of the windowed RTT minimum (each covers window / BUCKETS).
+const BUCKETS: usize = 6;
+
+/// What the controller concluded from one update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Stay at the current tier.
+    Stay,
+    /// Moved one tier down (worse quality), to the tier given.
+    Down(u8),
+    /// Moved one tier up (better quality), to the tier given.
+    Up(u8),
+}
+
+/// The per-viewer controller.
+#[derive(Debug, Clone)]
+pub struct Adapter {
+    cfg: AdaptConfig,
+    tiers: u8,
+    tier: u8,
+    /// (bucket start, smallest RTT in it), newest last; at most [`BUCKETS`].
+    min_rtt: Vec<(Instant, Duration)>,
+    congested_since: Option<Instant>,
+    healthy_since: Option<Instant>,
+    last_change: Instant,
+}
+
+impl Adapter {
+    /// A controller over `tiers` tiers (at least 1), starting at tier 0 at `now`.
+    pub fn new(now: Instant, cfg: AdaptConfig, tiers: u8) -> Self {
+        Adapter {
+            cfg,
+            tiers: tiers.max(1),
+            tier: 0,
+            min_rtt: Vec::with_capacity(BUCKETS + 1),
+            congested_since: None,
+            healthy_since: None,
+            last_change: now,
+        }
+    }
+
+    /// The current tier (0 = best).
+    pub fn tier(&self) -> u8 {
+        self.tier
+    }
+
+    /// The link's base RTT: the smallest sample of the window (None before one).
+    pub fn min_rtt(&self) -> Option<Duration> {
+        self.min_rtt.iter().map(|b| b.1).min()
+    }
+
+    /// Records one RTT sample (send → ack of one frame).
+    pub fn on_rtt_sample(&mut self, now: Instant, rtt: Duration) {
+        let span = self.cfg.min_rtt_window / BUCKETS as u32;
+        let window = self.cfg.min_rtt_window;
+        self.min_rtt
+            .retain(|b| now.saturating_duration_since(b.0) < window);
+        match self.min_rtt.last_mut() {
+            Some(b) if now.saturating_duration_since(b.0) < span => b.1 = b.1.min(rtt),
+            _ => {
+                self.min_rtt.push((now, rtt));
+                if self.min_rtt.len() > BUCKETS {
+                    self.min_rtt.remove(0);
+                }
+            }
+        }
+    }
+
+    /// Decides from the smoothed RTT `srtt` and the client's decode queue at
+    /// `now`; moves at most one tier.
+    pub fn update(&mut self, now: Instant, srtt: Duration, decode_queue: u32) -> Step {
+        let delay = self
+            .min_rtt()
+            .map_or(Duration::ZERO, |m| srtt.saturating_sub(m));
+        let congested =
+            delay > self.cfg.congested_delay || decode_queue >= self.cfg.congested_decode_queue;
+        let healthy = delay < self.cfg.healthy_delay && decode_queue <= 1;
+        if congested {
+            self.healthy_since = None;
+            let since = *self.congested_since.get_or_insert(now);
+            let held = now.saturating_duration_since(since) >= self.cfg.step_down_after;
+            let settled =
+                now.saturating_duration_since(self.last_change) >= self.cfg.step_down_after;
+            if held && settled && self.tier + 1 < self.tiers {
+                self.tier += 1;
+                self.last_change = now;
+                self.congested_since = None;
+                return Step::Down(self.tier);
+            }
+        } else if healthy {
+            self.congested_since = None;
+            let since = *self.healthy_since.get_or_insert(now);
+            let held = now.saturating_duration_since(since) >= self.cfg.step_up_after;
+            let settled = now.saturating_duration_since(self.last_change) >= self.cfg.step_up_after;
+            if held && settled && self.tier > 0 {
+                self.tier -= 1;
+                self.last_change = now;
+                self.healthy_since = None;
+                return Step::Up(self.tier);
+            }
+        } else {
+            self.congested_since = None;
+            self.healthy_since = None;
+        }
+        Step::Stay
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// Feeds `rtt` every 50 ms for `secs`, returning the steps taken.
+    fn run(a: &mut Adapter, now: &mut Instant, secs: f64, rtt: Duration, dq: u32) -> Vec<Step> {
+        let mut steps = vec![];
+        let n = (secs * 20.0).round() as u32;
+        for _ in 0..n {
+            *now += 50 * MS;
+            a.on_rtt_sample(*now, rtt);
+            let s = a.update(*now, rtt, dq);
+            if s != Step::Stay {
+                steps.push(s);
+            }
+        }
+        steps
+    }
+
+    #[test]
+    fn steps_down_when_congested_and_back_up_slower() {
+        let mut now = Instant::now();
+        let mut a = Adapter::new(now, AdaptConfig::default(), 4);
+        assert!(
+            run(&mut a, &mut now, 3.0, 5 * MS, 0).is_empty(),
+            "healthy at tier 0"
+        );
+        assert_eq!(a.min_rtt(), Some(5 * MS));
+        // Frames queue: 250 ms RTT. One step per second, down to the last tier.
+        let steps = run(&mut a, &mut now, 4.5, 250 * MS, 0);
+        assert_eq!(steps, vec![Step::Down(1), Step::Down(2), Step::Down(3)]);
+        assert!(
+            run(&mut a, &mut now, 3.0, 250 * MS, 0).is_empty(),
+            "no tier below 3"
+        );
+        // The link recovers: one step up per 5 s of health.
+        let steps = run(&mut a, &mut now, 4.9, 6 * MS, 0);
+        assert!(steps.is_empty(), "not before 5 s of health: {steps:?}");
+        let steps = run(&mut a, &mut now, 10.2, 6 * MS, 0);
+        assert_eq!(steps, vec![Step::Up(2), Step::Up(1)]);
+        assert_eq!(a.tier(), 1);
+    }
+
+    #[test]
+    fn hysteresis_a_middling_link_stays_put() {
+        let mut now = Instant::now();
+        let mut a = Adapter::new(now, AdaptConfig::default(), 4);
+        run(&mut a, &mut now, 1.0, 5 * MS, 0);
+        run(&mut a, &mut now, 2.5, 300 * MS, 0);
+        assert_eq!(a.tier(), 2);
+        // 60 ms of queueing: neither congested nor healthy — no oscillation.
+        assert!(run(&mut a, &mut now, 30.0, 65 * MS, 0).is_empty());
+        // Alternating spikes shorter than the hold never step.
+        for _ in 0..10 {
+            assert!(run(&mut a, &mut now, 0.5, 300 * MS, 0).is_empty());
+            assert!(run(&mut a, &mut now, 2.0, 6 * MS, 0).is_empty());
+        }
+        assert_eq!(a.tier(), 2);
+    }
+
+    #[test]
+    fn a_far_but_fast_link_is_healthy_and_a_decode_backlog_is_congestion() {
+        let mut now = Instant::now();
+        let mut a = Adapter::new(now, AdaptConfig::default(), 3);
+        assert!(
+            run(&mut a, &mut now, 10.0, 180 * MS, 0).is_empty(),
+            "base RTT 180 ms"
+        );
+        let steps = run(&mut a, &mut now, 1.2, 180 * MS, 4);
+        assert_eq!(steps, vec![Step::Down(1)]);
+    }
+
+    #[test]
+    fn the_base_rtt_forgets_old_samples() {
+        let mut now = Instant::now();
+        let mut a = Adapter::new(now, AdaptConfig::default(), 2);
+        a.on_rtt_sample(now, MS);
+        run(&mut a, &mut now, 31.0, 40 * MS, 0);
+        assert_eq!(
+            a.min_rtt(),
+            Some(40 * MS),
+            "the 1 ms sample left the 30 s window"
+        );
+    }
+}

@@ -1,0 +1,202 @@
+//! Adaptive quality per viewer over real sockets: a viewer whose acks slow
+//! down steps down through the JPEG tiers and back up; the others keep full
+//! quality; a tier is encoded once for all the viewers at it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use framehub::proto::FrameHeader;
+use framehub::{AdaptConfig, Frame, ImageFormat, OutputFormat, Server, StreamConfig};
+use serde_json::Value;
+
+use crate::common::*;
+
+const JPEG: OutputFormat = OutputFormat::Image(ImageFormat::Jpeg);
+
+/// The controller with short timings, so a test takes seconds.
+fn quick() -> AdaptConfig {
+    AdaptConfig {
+        congested_delay: Duration::from_millis(60),
+        healthy_delay: Duration::from_millis(25),
+        congested_decode_queue: 3,
+        step_down_after: Duration::from_millis(300),
+        step_up_after: Duration::from_millis(800),
+        min_rtt_window: Duration::from_secs(30),
+    }
+}
+
+/// Publishes new 160×120 frames at ~60 fps until `stop`.
+/// Returns how many it published.
+fn publisher(stream: framehub::Stream, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut pic = pattern(160, 120, 2);
+        let mut i = 0u32;
+        while !stop.load(Ordering::Relaxed) {
+            let at = (i as usize * 4) % pic.len();
+            pic[at] ^= 0x55;
+            if stream.publish(Frame::rgba(160, 120, pic.clone())).is_err() {
+                break;
+            }
+            i += 1;
+            std::thread::sleep(Duration::from_millis(16));
+        }
+        u64::from(i)
+    })
+}
+
+/// What a viewer saw: the `set_quality` messages and the frames' picture widths.
+#[derive(Default, Debug)]
+struct Seen {
+    quality: Vec<Value>,
+    frames: u64,
+    small_frames: u64,
+}
+
+/// Acks every frame, `delay(elapsed)` after it arrived, for `secs`.
+async fn view(mut c: Client, secs: f64, delay: impl Fn(Duration) -> Duration) -> Seen {
+    let mut seen = Seen::default();
+    let t0 = Instant::now();
+    while t0.elapsed().as_secs_f64() < secs {
+        match c.recv_within(Duration::from_millis(200)).await {
+            Some(Received::Frame(h, payload)) => {
+                seen.frames += 1;
+                if let FrameHeader::ImageFrame { width, .. } = &h {
+                    let (w, _, _) = framehub_codec::decode_jpeg_rgba(&payload).unwrap();
+                    assert_eq!(*width, 160, "the header keeps the stream's size");
+                    if w < 160 {
+                        seen.small_frames += 1;
+                    }
+                }
+                let d = delay(t0.elapsed());
+                if !d.is_zero() {
+                    tokio::time::sleep(d).await;
+                }
+                c.ack(h.seq()).await;
+            }
+            Some(Received::Text(v)) if v["type"] == "set_quality" => seen.quality.push(v),
+            Some(Received::Close(code, why)) => panic!("closed {code} {why}"),
+            _ => {}
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_viewer_steps_down_and_recovers_while_a_fast_one_keeps_full_quality() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let cfg = StreamConfig::default()
+        .still_after(None)
+        .adaptive_with(quick());
+    let stream = server.add_stream("s", 160, 120, cfg).unwrap();
+    let fast = Client::open(addr, "/s", &["image/jpeg"]).await;
+    let slow = Client::open(addr, "/s", &["image/jpeg"]).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let pubr = publisher(stream.clone(), Arc::clone(&stop));
+    // The slow viewer's link: fine for 1 s, then 250 ms per ack for 3 s, then fine again.
+    let slow_link = |t: Duration| {
+        if t > Duration::from_secs(1) && t < Duration::from_secs(4) {
+            Duration::from_millis(250)
+        } else {
+            Duration::ZERO
+        }
+    };
+    let (fast, slow) = tokio::join!(
+        view(fast, 9.0, |_| Duration::ZERO),
+        view(slow, 9.0, slow_link)
+    );
+    stop.store(true, Ordering::Relaxed);
+    pubr.join().unwrap();
+
+    assert!(
+        fast.quality.is_empty(),
+        "the fast viewer is never moved: {:?}",
+        fast.quality
+    );
+    assert_eq!(fast.small_frames, 0);
+    let tiers: Vec<u64> = slow
+        .quality
+        .iter()
+        .map(|q| q["tier"].as_u64().unwrap())
+        .collect();
+    let deepest = tiers.iter().copied().max().unwrap_or(0);
+    assert!(
+        deepest >= 2,
+        "stepped down at least twice: {:?}",
+        slow.quality
+    );
+    assert_eq!(slow.quality[0]["reason"], "congested");
+    assert_eq!(slow.quality[0]["quality"], 60);
+    assert_eq!(
+        tiers.last(),
+        Some(&0),
+        "recovered to tier 0: {:?}",
+        slow.quality
+    );
+    // Down one tier at a time, then up one at a time.
+    for pair in tiers.windows(2) {
+        assert_eq!(pair[0].abs_diff(pair[1]), 1, "{tiers:?}");
+    }
+    if deepest == 3 {
+        assert!(slow.small_frames > 0, "the last tier is half size");
+    }
+    assert!(stream.encode_count_at(JPEG, 1) > 0);
+    let m = stream.metrics();
+    assert!(
+        m.iter().all(|v| v.tier == 0),
+        "both at tier 0 at the end: {m:?}"
+    );
+    assert!(
+        fast.frames > 2 * slow.frames / 3,
+        "fast {} slow {}",
+        fast.frames,
+        slow.frames
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_on_one_tier_share_its_encode() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let cfg = StreamConfig::default()
+        .still_after(None)
+        .adaptive_with(quick());
+    let stream = server.add_stream("s", 160, 120, cfg).unwrap();
+    let mut viewers = vec![];
+    for _ in 0..6 {
+        viewers.push(Client::open(addr, "/s", &["image/jpeg"]).await);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let pubr = publisher(stream.clone(), Arc::clone(&stop));
+    // All six on the same poor link from 0.5 s on.
+    let link = |t: Duration| {
+        if t > Duration::from_millis(500) {
+            Duration::from_millis(200)
+        } else {
+            Duration::ZERO
+        }
+    };
+    let seen =
+        futures_util::future::join_all(viewers.into_iter().map(|c| view(c, 3.0, link))).await;
+    stop.store(true, Ordering::Relaxed);
+    let published = pubr.join().unwrap();
+    assert!(
+        seen.iter().all(|s| !s.quality.is_empty()),
+        "every viewer stepped down"
+    );
+    for tier in 1..=2u8 {
+        let n = stream.encode_count_at(JPEG, tier);
+        assert!(n > 0, "tier {tier} was used");
+        assert!(
+            n <= published,
+            "tier {tier}: {n} encodes for {published} frames: one per frame"
+        );
+    }
+    let frames_at_tiers: u64 = seen.iter().map(|s| s.frames).sum();
+    let encodes: u64 = (0..4).map(|t| stream.encode_count_at(JPEG, t)).sum();
+    assert!(
+        encodes < frames_at_tiers,
+        "{encodes} encodes for {frames_at_tiers} frames sent: shared, not per viewer"
+    );
+}
