@@ -120,6 +120,18 @@ pub struct ResizeEvent {
     pub ratio: f64,
 }
 
+/// A hint from the hub to the publisher (never from a viewer): every viewer
+/// of the stream now receives pictures at a reduced size (adaptive quality),
+/// so rendering at `width`×`height` would do; when they recover, another hint
+/// gives the stream's full size again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DownscaleHint {
+    /// Suggested width in pixels.
+    pub width: u32,
+    /// Suggested height in pixels.
+    pub height: u32,
+}
+
 /// One validated input event, tagged on the wire by `event_type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event_type", rename_all = "snake_case")]
@@ -146,6 +158,8 @@ pub enum InputEvent {
     Char(CharEvent),
     /// The viewer's size changed (from `set_viewport`).
     Resize(ResizeEvent),
+    /// Made by the hub, not a viewer (extension): see [`DownscaleHint`].
+    Downscale(DownscaleHint),
 }
 
 /// Why an input event was refused.
@@ -225,6 +239,11 @@ impl InputEvent {
     pub fn from_json(value: serde_json::Value) -> Result<Self, EventError> {
         let ev: InputEvent =
             serde_json::from_value(value).map_err(|e| EventError::Malformed(e.to_string()))?;
+        if let InputEvent::Downscale(_) = ev {
+            return Err(EventError::Malformed(
+                "downscale comes from the hub only".into(),
+            ));
+        }
         ev.validate()?;
         Ok(ev)
     }
@@ -261,6 +280,7 @@ impl InputEvent {
                 }
             }
             InputEvent::Resize(r) => r.validate(),
+            InputEvent::Downscale(_) => Ok(()),
         }
     }
 
@@ -278,6 +298,7 @@ impl InputEvent {
             InputEvent::KeyUp(_) => "key_up",
             InputEvent::Char(_) => "char",
             InputEvent::Resize(_) => "resize",
+            InputEvent::Downscale(_) => "downscale",
         }
     }
 
@@ -341,6 +362,11 @@ mod tests {
     fn refuses_unknown_type_and_bad_fields() {
         assert!(matches!(
             InputEvent::from_json(json!({"event_type":"explode"})),
+            Err(EventError::Malformed(_))
+        ));
+        // The hub's own hint cannot be forged by a viewer.
+        assert!(matches!(
+            InputEvent::from_json(json!({"event_type":"downscale","width":1,"height":1})),
             Err(EventError::Malformed(_))
         ));
         assert!(matches!(

@@ -120,6 +120,8 @@ pub(crate) struct StreamShared {
     pub viewer_tasks: std::sync::atomic::AtomicUsize,
     /// Under `ResizePolicy::Controller`: the target size, and a proposed one with when it came.
     target: Mutex<TargetSize>,
+    /// Whether the last downscale hint said "every viewer wants less".
+    downscaled: std::sync::atomic::AtomicBool,
 }
 
 /// The size a controlling viewer asked for (see [`crate::ResizePolicy::Controller`]).
@@ -214,6 +216,7 @@ impl StreamShared {
             closed: watch::channel(false).0,
             viewer_tasks: std::sync::atomic::AtomicUsize::new(0),
             target: Mutex::new(TargetSize::default()),
+            downscaled: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -410,6 +413,37 @@ impl StreamShared {
         lock(&self.shared).shutdown = true;
         self.wake.notify_all();
         self.closed.send_replace(true);
+    }
+
+    /// Checks whether every viewer now receives pictures at a reduced size
+    /// (adaptive quality) and, when that changed, tells the publisher with a
+    /// `downscale` event: the reduced size, or the full size once any viewer
+    /// is back at full size (or none is left). The event's `client_id` is 0
+    /// (the hub).
+    pub fn update_downscale(&self) {
+        let divisor = {
+            let viewers = lock(&self.viewers);
+            viewers
+                .values()
+                .map(|v| self.tier(v.metrics.tier).scale_divisor.max(1))
+                .min()
+                .unwrap_or(1)
+        };
+        let small = divisor > 1;
+        if small == self.downscaled.swap(small, Ordering::Relaxed) {
+            return;
+        }
+        let (w, h) = self.size();
+        let event = framehub_proto::InputEvent::Downscale(framehub_proto::event::DownscaleHint {
+            width: w.div_ceil(divisor),
+            height: h.div_ceil(divisor),
+        });
+        self.push_event(ViewerEvent {
+            client_id: 0,
+            principal: None,
+            received_us: self.micros_since_created(Instant::now()),
+            event,
+        });
     }
 
     pub fn push_event(&self, ev: ViewerEvent) {

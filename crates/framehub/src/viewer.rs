@@ -95,6 +95,7 @@ struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         lock(&self.stream.viewers).remove(&self.id);
+        self.stream.update_downscale();
         if self.patches {
             self.stream.patch_viewers.fetch_sub(1, Ordering::Relaxed);
         }
@@ -279,7 +280,9 @@ pub(crate) async fn run<S, E>(
             }
         }
         // Adaptive quality moved the viewer to another tier: watch that output.
+        let mut tier_changed = false;
         if let Some(v) = watching.filter(|v| v.tier != session.tier()) {
+            tier_changed = true;
             let next = Variant {
                 format: v.format,
                 tier: session.tier(),
@@ -301,6 +304,9 @@ pub(crate) async fn run<S, E>(
             let m = session.metrics(Instant::now());
             if let Some(v) = lock(&stream.viewers).get_mut(&session_id) {
                 v.metrics = m;
+            }
+            if tier_changed {
+                stream.update_downscale();
             }
         }
 

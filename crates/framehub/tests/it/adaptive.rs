@@ -193,6 +193,26 @@ async fn viewers_on_one_tier_share_its_encode() {
             "tier {tier}: {n} encodes for {published} frames: one per frame"
         );
     }
+    // Every viewer reached the half-size tier: the publisher was told it may
+    // render at half size; when they left, that it may render at full size.
+    assert!(seen.iter().all(|s| s.small_frames > 0), "all at half size");
+    let hints = || {
+        stream
+            .poll_events()
+            .into_iter()
+            .filter_map(|e| match e.event {
+                framehub::InputEvent::Downscale(d) => Some((e.client_id, d.width, d.height)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut got = hints();
+    let t0 = Instant::now();
+    while got.len() < 2 && t0.elapsed() < T {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        got.extend(hints());
+    }
+    assert_eq!(got, vec![(0, 80, 60), (0, 160, 120)]);
     let frames_at_tiers: u64 = seen.iter().map(|s| s.frames).sum();
     let encodes: u64 = (0..4).map(|t| stream.encode_count_at(JPEG, t)).sum();
     assert!(
