@@ -37,6 +37,7 @@ const stats = {
   state: view.state,
   closeCode: /** @type {number|null} */ (null),
   reconnects: 0,
+  tier: 0,
 };
 Object.assign(window, { framehubView: view, framehubStats: stats });
 
@@ -54,6 +55,14 @@ function renderStatus() {
   $('st-bitrate').textContent = s.state === 'open' ? formatBitrate(s.bitrateBps) : '';
   $('st-viewers').textContent = viewers === null ? '' : `${viewers} viewer${viewers === 1 ? '' : 's'}`;
   $('st-transport').textContent = s.transport || '';
+  // Adaptive quality: shown only while the hub has stepped this viewer down.
+  const q = s.quality;
+  const tier = q && Number.isFinite(Number(q.tier)) ? Number(q.tier) : 0;
+  $('st-quality').textContent =
+    s.state === 'open' && tier > 0
+      ? `reduced quality${q.quality ? ` q${q.quality}` : ''}${q.scale && q.scale < 1 ? ` ×${q.scale}` : ''}`
+      : '';
+  stats.tier = tier;
   stats.reconnects = s.reconnects;
 }
 
@@ -119,6 +128,7 @@ view.addEventListener('frame', (ev) => {
 });
 
 view.addEventListener('stats', renderStatus);
+view.addEventListener('quality', renderStatus);
 view.addEventListener('config', renderStatus);
 
 /** Polls `/streams` for this stream's viewer count. */

@@ -31,8 +31,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut threads = Vec::new();
     for scene in demo::all_scenes() {
         let (w, h) = scene.size();
+        // Adaptive quality: a JPEG viewer on a congested link steps down
+        // (and back up) without slowing the others.
         let cfg = StreamConfig::default()
             .stats_interval(Duration::from_secs(1))
+            .adaptive(true)
             .h264(scene.continuous());
         let stream = server.add_stream(scene.name(), w, h, cfg)?;
         let stop = Arc::clone(&stop);
