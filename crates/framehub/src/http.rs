@@ -423,6 +423,9 @@ async fn ws_or_page(inner: Arc<Inner>, name: String, req: Request, page_name: &s
         .max_frame_size(inner.cfg.max_message_size);
     let Some(stream) = inner.stream(&name) else {
         // Accept, then close with 4404 so the client can read the code.
+        inner
+            .counters
+            .count_close(framehub_proto::close_code::UNKNOWN_STREAM);
         return ws.on_upgrade(move |mut socket| async move {
             let reason = format!("unknown stream '{name}'");
             let frame = CloseFrame {

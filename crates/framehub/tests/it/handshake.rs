@@ -119,6 +119,9 @@ async fn unknown_stream_closes_4404_with_reason() {
     // `/` means `default`, which does not exist here either.
     let mut c = Client::connect(addr, "/").await;
     assert_eq!(c.recv_close().await.0, 4404);
+    // Counted with the hub's other closes.
+    let m: serde_json::Value = serde_json::from_str(&http_get(addr, "/_/metrics").await.1).unwrap();
+    assert_eq!(m["closes"]["4404"], 2, "{m}");
 }
 
 #[tokio::test]
