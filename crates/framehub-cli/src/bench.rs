@@ -19,10 +19,10 @@
 //! table with the targets marked PASS or FAIL.
 
 mod client;
-mod epoch;
-mod hist;
-mod picture;
-mod procfs;
+pub(crate) mod epoch;
+pub(crate) mod hist;
+pub(crate) mod picture;
+pub(crate) mod procfs;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -203,7 +203,7 @@ impl std::fmt::Display for Transport {
 
 /// How the publisher paces itself.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Rate {
+pub(crate) enum Rate {
     /// Publish a new frame as soon as the hub finished encoding the last
     /// one: the hub never waits long for a frame, and no frame waits for the hub.
     Saturate,
@@ -595,14 +595,14 @@ impl Drop for ChildGuard {
 }
 
 /// The publisher thread and its controls.
-struct Publisher {
+pub(crate) struct Publisher {
     stop: Arc<AtomicBool>,
-    published: Arc<AtomicU64>,
+    pub(crate) published: Arc<AtomicU64>,
     thread: std::thread::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Publisher {
-    fn spawn(
+    pub(crate) fn spawn(
         stream: Stream,
         pictures: picture::Frames,
         size: (u32, u32),
@@ -625,7 +625,7 @@ impl Publisher {
     }
 
     /// Stops the thread and returns its outcome.
-    async fn finish(self) -> anyhow::Result<()> {
+    pub(crate) async fn finish(self) -> anyhow::Result<()> {
         self.stop.store(true, Ordering::Relaxed);
         let thread = self.thread;
         tokio::task::spawn_blocking(move || thread.join())
@@ -1348,7 +1348,7 @@ fn summary_table(reports: &[ScenarioReport]) -> String {
 }
 
 /// Today's date (UTC) as `YYYY-MM-DD`, from the system clock.
-fn today_utc() -> String {
+pub(crate) fn today_utc() -> String {
     let days = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() / 86_400) as i64;

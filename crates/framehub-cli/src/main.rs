@@ -1,5 +1,6 @@
 //! The `framehub` command: `demo` (the interactive demo hub), `pipe` (any
-//! program's frames into a stream) and `bench` (the benchmark suite).
+//! program's frames into a stream), `bench` (the benchmark suite) and
+//! `soak` (the soak test).
 
 /// Prints a line on standard output, ignoring a closed pipe (a reader that
 /// went away must not stop the hub; `println!` would panic).
@@ -24,6 +25,7 @@ mod bench;
 mod demo;
 mod pipe;
 mod run_demo;
+mod soak;
 mod y4m;
 
 use clap::{Parser, Subcommand};
@@ -47,6 +49,11 @@ enum Command {
     /// The benchmark's load client (started by `bench`).
     #[command(hide = true)]
     BenchClient(bench::ClientArgs),
+    /// Run the soak test: churn, never-ack and misbehaving clients against one hub; checks frame rate, memory, panics, fds.
+    Soak(soak::SoakArgs),
+    /// The soak test's clients (started by `soak`).
+    #[command(hide = true)]
+    SoakClient(soak::SoakClientArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -77,5 +84,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pipe(args) => rt.block_on(pipe::run(args)),
         Command::Bench(args) => rt.block_on(bench::run(args)),
         Command::BenchClient(args) => rt.block_on(bench::run_client(args)),
+        Command::Soak(args) => rt.block_on(soak::run(args)),
+        Command::SoakClient(args) => rt.block_on(soak::run_client(args)),
     }
 }
