@@ -338,6 +338,14 @@ struct GoodFigures {
     publish_fps_window: f64,
     latency_baseline: LatencySummary,
     latency_window: LatencySummary,
+    /// Mean size of a frame message in the window (envelope + JPEG), bytes.
+    bytes_per_frame: f64,
+    /// The good viewers' process: CPU, % of one core, and its threads'
+    /// summed run-queue wait, % of the phase.
+    client_cpu_baseline_pct: f64,
+    client_cpu_window_pct: f64,
+    client_cpu_wait_baseline_pct: f64,
+    client_cpu_wait_window_pct: f64,
     ended_early: Vec<String>,
 }
 
@@ -406,6 +414,12 @@ struct SoakReport {
     /// The hub process's CPU (publisher included), % of one core.
     hub_cpu_baseline_pct: f64,
     hub_cpu_window_pct: f64,
+    /// Time the hub's threads were ready to run but had no CPU (summed over
+    /// threads), % of the phase: how much the rest of the machine held the hub back.
+    hub_cpu_wait_baseline_pct: f64,
+    hub_cpu_wait_window_pct: f64,
+    /// CPU time the hypervisor gave to others over the window, % of one core.
+    steal_window_pct: f64,
     good: GoodFigures,
     memory: Memory,
     fds: Fds,
@@ -421,6 +435,9 @@ struct SoakReport {
     never_ack: NeverAckStats,
     misbehaving: BTreeMap<String, KindStats>,
     load_client_cpu_pct: f64,
+    load_client_cpu_wait_pct: f64,
+    /// Frames the churn viewers received per second, all together, over the load.
+    churn_fps: f64,
     checks: Vec<Check>,
 }
 
@@ -514,7 +531,10 @@ impl Stage {
 struct Edge {
     at: Instant,
     cpu_s: f64,
+    /// The hub's threads' summed run-queue wait, s.
+    wait_s: f64,
     published: u64,
+    steal_s: f64,
 }
 
 const STREAM_NAME: &str = "soak";
@@ -630,10 +650,13 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     let mut stage_end = tokio::time::Instant::now() + Duration::from_secs(60);
     let mut edges: BTreeMap<Stage, Edge> = BTreeMap::new();
     let edge = |published: &AtomicU64| -> anyhow::Result<Edge> {
+        let (cpu_s, wait_s) = client::cpu_and_wait();
         Ok(Edge {
             at: Instant::now(),
-            cpu_s: procfs::process_cpu_s()?,
+            cpu_s,
+            wait_s,
             published: published.load(Ordering::Relaxed),
+            steal_s: procfs::steal_s(),
         })
     };
     let mut samples: Vec<Sample> = Vec::new();
@@ -795,6 +818,11 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
         publish_fps_window: rate(e_win, e_end, (e_end.published - e_win.published) as f64),
         latency_baseline: base.latency.clone(),
         latency_window: win.latency.clone(),
+        bytes_per_frame: win.bytes_per_frame,
+        client_cpu_baseline_pct: base.cpu_pct,
+        client_cpu_window_pct: win.cpu_pct,
+        client_cpu_wait_baseline_pct: base.cpu_wait_pct,
+        client_cpu_wait_window_pct: win.cpu_wait_pct,
         ended_early: good_result.ended_early.clone(),
     };
 
@@ -867,6 +895,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
         }
     }
 
+    let churn_fps = load_result.churn.frames as f64 / load_result.seconds.max(1e-9);
     let mut report = SoakReport {
         soak: "framehub",
         version: env!("CARGO_PKG_VERSION"),
@@ -891,6 +920,9 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
         loadavg_end: loadavg(),
         hub_cpu_baseline_pct: rate(e_base, e_warm, e_warm.cpu_s - e_base.cpu_s) * 100.0,
         hub_cpu_window_pct: rate(e_win, e_end, e_end.cpu_s - e_win.cpu_s) * 100.0,
+        hub_cpu_wait_baseline_pct: rate(e_base, e_warm, e_warm.wait_s - e_base.wait_s) * 100.0,
+        hub_cpu_wait_window_pct: rate(e_win, e_end, e_end.wait_s - e_win.wait_s) * 100.0,
+        steal_window_pct: rate(e_win, e_end, e_end.steal_s - e_win.steal_s) * 100.0,
         good: good_fig,
         memory,
         fds,
@@ -903,6 +935,8 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
         never_ack: load_result.never_ack,
         misbehaving: load_result.misbehaving,
         load_client_cpu_pct: load_result.cpu_pct,
+        load_client_cpu_wait_pct: load_result.cpu_wait_pct,
+        churn_fps,
         checks: Vec::new(),
     };
     report.checks = checks(&report);
@@ -915,13 +949,18 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     println!("{line}");
     println!("\n{}", summary(&report));
     eprintln!("results: {}", args.out.display());
-    let failed = report
+    let failed: Vec<String> = report
         .checks
         .iter()
         .filter(|c| c.pass == Some(false))
-        .count();
-    if failed > 0 {
-        bail!("{failed} soak check(s) failed");
+        .map(|c| format!("{} — measured {}", c.target, c.measured))
+        .collect();
+    if !failed.is_empty() {
+        bail!(
+            "{} soak check(s) failed:\n  {}",
+            failed.len(),
+            failed.join("\n  ")
+        );
     }
     Ok(())
 }
@@ -1000,16 +1039,21 @@ fn checks(r: &SoakReport) -> Vec<Check> {
         .collect();
     let missing: Vec<String> = misbehave::Kind::ALL
         .iter()
+        .filter(|k| k.expect() != misbehave::Expect::Anything)
         .map(ToString::to_string)
         .filter(|k| !r.misbehaving.contains_key(k))
         .collect();
     let attempts: u64 = r.misbehaving.values().map(|k| k.attempts).sum();
+    let judged_kinds = misbehave::Kind::ALL
+        .iter()
+        .filter(|k| k.expect() != misbehave::Expect::Anything)
+        .count();
     out.push(Check {
         target: "every misbehaving client is dealt with as docs/protocol.md §4.1/§9 say (each kind's close code and reason, or kept open)".into(),
         measured: match (wrong.is_empty(), missing.is_empty()) {
             (true, true) => format!(
-                "{attempts} attempts, all as expected; all {} kinds tried",
-                misbehave::Kind::ALL.len()
+                "{attempts} attempts, all as expected; each of the {} judged kinds tried",
+                judged_kinds
             ),
             (true, false) => format!("never tried: {}", missing.join(", ")),
             _ => wrong.join("; "),
@@ -1132,6 +1176,19 @@ fn summary(r: &SoakReport) -> String {
         "| hub CPU % (with publisher) | {:.0} | {:.0} |",
         r.hub_cpu_baseline_pct, r.hub_cpu_window_pct
     );
+    let _ = writeln!(
+        t,
+        "| hub threads waiting for a CPU, % | {:.0} | {:.0} |",
+        r.hub_cpu_wait_baseline_pct, r.hub_cpu_wait_window_pct
+    );
+    let _ = writeln!(
+        t,
+        "| good viewers' process CPU % (waiting %) | {:.0} ({:.0}) | {:.0} ({:.0}) |",
+        g.client_cpu_baseline_pct,
+        g.client_cpu_wait_baseline_pct,
+        g.client_cpu_window_pct,
+        g.client_cpu_wait_window_pct
+    );
     let m = &r.memory;
     let _ = writeln!(
         t,
@@ -1158,6 +1215,13 @@ fn summary(r: &SoakReport) -> String {
     let c = &r.churn;
     let _ = writeln!(
         t,
+        "Frames: {:.1} KB each; the churn viewers took {:.0} frames/s in all over the load ({:.1} MB/s)",
+        g.bytes_per_frame / 1e3,
+        r.churn_fps,
+        r.churn_fps * g.bytes_per_frame / 1e6
+    );
+    let _ = writeln!(
+        t,
         "Churn: {} sessions ({} handshakes, handshake p50 / p99 {:.1} / {:.1} ms); left {} politely, {} abruptly, {} before hello, {} before config; {} frames; {} failures",
         c.sessions,
         c.handshakes,
@@ -1178,8 +1242,8 @@ fn summary(r: &SoakReport) -> String {
     );
     let _ = writeln!(
         t,
-        "Load client CPU: {:.0} % of a core\n",
-        r.load_client_cpu_pct
+        "Load client: CPU {:.0} % of a core, its threads waiting for a CPU {:.0} %; steal over the window {:.1} %\n",
+        r.load_client_cpu_pct, r.load_client_cpu_wait_pct, r.steal_window_pct
     );
     let _ = writeln!(
         t,

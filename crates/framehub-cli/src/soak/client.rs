@@ -149,6 +149,13 @@ pub struct PhaseResult {
     pub fps: Vec<f64>,
     /// Publish→receive latency over every viewer's new pictures.
     pub latency: LatencySummary,
+    /// Mean size of a frame message (envelope + JPEG), bytes.
+    pub bytes_per_frame: f64,
+    /// This process's CPU use over the phase, % of one core.
+    pub cpu_pct: f64,
+    /// Time this process's threads were ready to run but had no CPU, summed
+    /// over its threads, % of the phase: how much the machine held it back.
+    pub cpu_wait_pct: f64,
 }
 
 /// The good viewers' result.
@@ -230,6 +237,8 @@ pub struct LoadResult {
     pub panics: u64,
     /// This process's CPU use over the run, % of one core.
     pub cpu_pct: f64,
+    /// Its threads' time ready to run without a CPU, summed, % of the run.
+    pub cpu_wait_pct: f64,
 }
 
 /// Prints one line to stdout and flushes it.
@@ -240,6 +249,15 @@ pub(crate) fn emit(line: &ClientLine) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{text}");
     let _ = out.flush();
+}
+
+/// This process's CPU time and its threads' summed run-queue wait, s.
+pub(crate) fn cpu_and_wait() -> (f64, f64) {
+    let cpu = procfs::process_cpu_s().unwrap_or(0.0);
+    let wait = procfs::thread_times()
+        .map(|t| t.values().map(|x| x.wait_s).sum())
+        .unwrap_or(0.0);
+    (cpu, wait)
 }
 
 /// Microseconds since the Unix epoch, now.
@@ -443,6 +461,7 @@ pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
 /// What one good viewer hands back at `stop`.
 struct GoodReport {
     frames: [u64; PHASES.len()],
+    bytes: [u64; PHASES.len()],
     hist: Vec<Histogram>,
     ended_early: Option<String>,
 }
@@ -485,9 +504,9 @@ async fn good_main(args: SoakClientArgs) -> anyhow::Result<()> {
     });
 
     let mut lines = stdin_lines()?;
-    let mut started = [None::<Instant>; PHASES.len()];
-    let mut ended = [None::<Instant>; PHASES.len()];
-    started[0] = Some(start);
+    let mut started = [None::<(Instant, (f64, f64))>; PHASES.len()];
+    let mut ended = [None::<(Instant, (f64, f64))>; PHASES.len()];
+    started[0] = Some((start, cpu_and_wait()));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -502,16 +521,15 @@ async fn good_main(args: SoakClientArgs) -> anyhow::Result<()> {
                 }
                 let Some(name) = line.strip_prefix("phase ") else { continue };
                 let Some(p) = PHASES.iter().position(|&x| x == name) else { continue };
-                let now = Instant::now();
+                let now = (Instant::now(), cpu_and_wait());
                 let old = usize::from(phase.swap(p as u8, Ordering::Relaxed));
                 ended[old] = Some(now);
                 started[p] = Some(now);
             }
         }
     }
-    let now = Instant::now();
     let last = usize::from(phase.load(Ordering::Relaxed));
-    ended[last] = Some(now);
+    ended[last] = Some((Instant::now(), cpu_and_wait()));
     stop_tx.send_replace(true);
     let mut reports = Vec::with_capacity(n);
     for t in tasks {
@@ -523,9 +541,16 @@ async fn good_main(args: SoakClientArgs) -> anyhow::Result<()> {
     }
     let mut phases = Vec::new();
     for (p, name) in PHASES.iter().enumerate().skip(1).take(3) {
-        let seconds = match (started[p], ended[p]) {
-            (Some(a), Some(b)) => (b - a).as_secs_f64(),
-            _ => 0.0,
+        let (seconds, cpu_s, wait_s) = match (started[p], ended[p]) {
+            (Some(a), Some(b)) => ((b.0 - a.0).as_secs_f64(), b.1 .0 - a.1 .0, b.1 .1 - a.1 .1),
+            _ => (0.0, 0.0, 0.0),
+        };
+        let pct = |x: f64| {
+            if seconds > 0.0 {
+                x / seconds * 100.0
+            } else {
+                0.0
+            }
         };
         let mut hist = Histogram::default();
         let fps = reports
@@ -544,6 +569,18 @@ async fn good_main(args: SoakClientArgs) -> anyhow::Result<()> {
             seconds,
             fps,
             latency: hist.summary(),
+            bytes_per_frame: {
+                let (n, b) = reports
+                    .iter()
+                    .fold((0, 0), |(n, b), r| (n + r.frames[p], b + r.bytes[p]));
+                if n > 0 {
+                    b as f64 / n as f64
+                } else {
+                    0.0
+                }
+            },
+            cpu_pct: pct(cpu_s),
+            cpu_wait_pct: pct(wait_s),
         });
     }
     let ended_early = reports
@@ -570,6 +607,7 @@ async fn good_viewer(
 ) -> GoodReport {
     let mut rep = GoodReport {
         frames: [0; PHASES.len()],
+        bytes: [0; PHASES.len()],
         hist: vec![Histogram::default(); PHASES.len()],
         ended_early: None,
     };
@@ -600,6 +638,7 @@ async fn good_viewer(
                         last_ts = Some(ts);
                         let p = usize::from(phase.load(Ordering::Relaxed)).min(PHASES.len() - 1);
                         rep.frames[p] += 1;
+                        rep.bytes[p] += b.len() as u64;
                         let published = created_unix_us.saturating_add(ts);
                         rep.hist[p].record(now_unix_us().saturating_sub(published));
                         total.fetch_add(1, Ordering::Relaxed);
@@ -653,7 +692,7 @@ async fn load_main(args: SoakClientArgs) -> anyhow::Result<()> {
     let live = Arc::new(Live::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let start = Instant::now();
-    let cpu0 = procfs::process_cpu_s()?;
+    let (cpu0, wait0) = cpu_and_wait();
     let mut seeds = SmallRng::seed_from_u64(args.seed);
     // Spread the first connections over a few seconds rather than one burst of SYNs.
     let stagger = Duration::from_secs_f64(args.churn_stay_max.clamp(0.5, 2.0));
@@ -717,7 +756,7 @@ async fn load_main(args: SoakClientArgs) -> anyhow::Result<()> {
         }
     }
     let seconds = start.elapsed().as_secs_f64();
-    let cpu1 = procfs::process_cpu_s()?;
+    let (cpu1, wait1) = cpu_and_wait();
     stop_tx.send_replace(true);
     // Every wait inside the tasks is cut by `stop`; a polite close takes ≤ 2 s.
     let join_by = Instant::now() + Duration::from_secs(20);
@@ -732,17 +771,17 @@ async fn load_main(args: SoakClientArgs) -> anyhow::Result<()> {
     }
     churn_all.handshake_ms = hs.summary();
     let mut never_all = NeverAckStats::default();
-    let mut total_s = 0.0;
+    let (mut total_s, mut closed) = (0.0, 0u64);
     for t in never {
-        let (s, secs) = tokio::time::timeout_at(join_by.into(), t)
+        let (s, secs, n) = tokio::time::timeout_at(join_by.into(), t)
             .await
             .context("never-ack viewers did not stop within 20 s")???;
         total_s += secs;
+        closed += n;
         merge_never(&mut never_all, s);
     }
-    let ended = never_all.outcomes.values().sum::<u64>();
-    if ended > 0 {
-        never_all.mean_session_s = total_s / ended as f64;
+    if closed > 0 {
+        never_all.mean_session_s = total_s / closed as f64;
     }
     let mut kinds: BTreeMap<String, KindStats> = BTreeMap::new();
     for t in bad {
@@ -760,6 +799,7 @@ async fn load_main(args: SoakClientArgs) -> anyhow::Result<()> {
         misbehaving: kinds,
         panics: super::panics(),
         cpu_pct: (cpu1 - cpu0) / seconds.max(1e-9) * 100.0,
+        cpu_wait_pct: (wait1 - wait0) / seconds.max(1e-9) * 100.0,
     })));
     Ok(())
 }
@@ -920,8 +960,8 @@ async fn churn_task(
 /// One never-ack viewer, over and over until `stop`: connect, then read
 /// frames and never ack (or, when `stalled`, not even read the socket
 /// until the hub must have given up on it, then read what is there),
-/// until the hub closes it; pause up to 1 s. Returns its stats and the
-/// summed length of the sessions the hub ended.
+/// until the hub closes it; pause up to 1 s. Returns its stats, the
+/// summed length of the sessions the hub ended, and how many those were.
 async fn never_ack_task(
     ctx: LoadCtx,
     stalled: bool,
@@ -929,15 +969,15 @@ async fn never_ack_task(
     stagger: Duration,
     live: Arc<Live>,
     mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<(NeverAckStats, f64)> {
+) -> anyhow::Result<(NeverAckStats, f64, u64)> {
     let mut stats = NeverAckStats::default();
-    let mut total_s = 0.0;
+    let (mut total_s, mut closed) = (0.0, 0u64);
     let idle = Duration::from_secs_f64(ctx.args.idle_timeout.max(0.1));
     // The hub closes an idle viewer `idle` after its last frame was sent
     // unacked; allow its write timeout (10 s) on top, and some slack.
     let limit = idle * 2 + Duration::from_secs(15);
     if sleep_or_stop(stagger.mul_f64(rng.random::<f64>()), &mut stop).await {
-        return Ok((stats, total_s));
+        return Ok((stats, total_s, closed));
     }
     loop {
         let (mut ws, _) = match connect_viewer(&ctx.url, Duration::from_secs(15)).await {
@@ -946,7 +986,7 @@ async fn never_ack_task(
                 stats.failures += 1;
                 stats.reasons.insert(format!("connect: {e}"));
                 if sleep_or_stop(Duration::from_secs(1), &mut stop).await {
-                    return Ok((stats, total_s));
+                    return Ok((stats, total_s, closed));
                 }
                 continue;
             }
@@ -961,7 +1001,7 @@ async fn never_ack_task(
             if sleep_or_stop(wait, &mut stop).await {
                 live.never_ack_open.fetch_sub(1, Ordering::Relaxed);
                 close_politely(ws).await;
-                return Ok((stats, total_s));
+                return Ok((stats, total_s, closed));
             }
         }
         let deadline = tokio::time::Instant::from_std(t0 + limit);
@@ -981,7 +1021,7 @@ async fn never_ack_task(
         live.never_ack_open.fetch_sub(1, Ordering::Relaxed);
         if cut {
             close_politely(ws).await;
-            return Ok((stats, total_s));
+            return Ok((stats, total_s, closed));
         }
         let secs = t0.elapsed().as_secs_f64();
         match outcome {
@@ -996,12 +1036,13 @@ async fn never_ack_task(
                 }
                 if let Some(r) = reason {
                     if stats.reasons.len() < 4 {
-                        stats.reasons.insert(r);
+                        stats.reasons.insert(super::misbehave::without_numbers(&r));
                     }
                 }
                 *stats.outcomes.entry(label).or_insert(0) += 1;
                 stats.max_session_s = stats.max_session_s.max(secs);
                 total_s += secs;
+                closed += 1;
             }
             None => {
                 stats.unexpected += 1;
@@ -1014,7 +1055,7 @@ async fn never_ack_task(
         }
         let pause = Duration::from_millis(rng.random_range(0..1000));
         if sleep_or_stop(pause, &mut stop).await {
-            return Ok((stats, total_s));
+            return Ok((stats, total_s, closed));
         }
     }
 }
