@@ -152,6 +152,8 @@ export class RemoteFramebufferView extends EventTarget {
     this._streamHeight = 0;
     this._controller = null;
     this._quality = null;
+    /** @private `timestamp_us` of the last lossless still drawn (null: none). */
+    this._stillTimestamp = null;
     this._serverStats = null;
     this._serverStatsAt = 0;
     this._lastKeyframeRequest = -Infinity;
@@ -480,6 +482,16 @@ export class RemoteFramebufferView extends EventTarget {
   /** @private A frame reached the head of the queue: draw it and ack it. */
   _drawEntry(entry) {
     const frame = /** @type {import('./queue.js').DecodedFrame} */ (entry.result);
+    const ts = Number(entry.header.timestamp_us);
+    if (frame.still) {
+      this._stillTimestamp = ts;
+    } else if (entry.header.type === 'video_chunk' && ts === this._stillTimestamp) {
+      // The hub's sharper keyframe of the picture this view already shows
+      // exactly (a PNG still): decoded, so the video goes on from it, but
+      // not painted over the exact pixels (the queue closes the frame).
+      this._ack(entry.seq, true);
+      return;
+    }
     this.display.draw(frame);
     const now = performance.now();
     this._framesDrawn++;

@@ -20,6 +20,10 @@
 //!   video viewer. Each new frame becomes one access unit, broadcast in order
 //!   to the video viewers. Keyframe requests from viewers are coalesced and
 //!   rate-limited to one forced keyframe per [`KEYFRAME_MIN_INTERVAL`].
+//! * **Video still**: when the stream rests for `still_after`, the resting
+//!   frame goes into the chain once more as a keyframe at several times the
+//!   bit rate ([`crate::video::STILL_BITRATE_FACTOR`]), so video viewers
+//!   see it sharper too.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -51,6 +55,9 @@ pub(crate) enum Job {
     Still(Arc<RawFrame>),
     /// Encode `frame` into the stream's H.264 chain, as a keyframe if `keyframe`.
     Video(Arc<RawFrame>, bool),
+    /// Encode the resting `frame` again into the H.264 chain as a
+    /// high-quality keyframe (the video viewers' still).
+    VideoStill(Arc<RawFrame>),
 }
 
 /// Encode threads per stream. Image encodes of successive frames run in
@@ -128,10 +135,25 @@ pub(crate) fn next_job(
     }
 
     if let Some(after) = stream.cfg.still_after {
+        let due = later(frame.published_at, after);
         if s.still < frame.id && stream.lossy_viewers() > 0 {
-            let due = later(frame.published_at, after);
             if now >= due {
                 return Ok(Job::Still(frame));
+            }
+            earliest(due);
+        }
+        // Video viewers' still: the resting frame, already in the chain, once
+        // more as a sharper keyframe (viewers that list framehub/still-png
+        // get the PNG too, and their client keeps the PNG on screen).
+        let in_chain = encoded(OutputFormat::H264) >= frame.id;
+        if stream.has_video()
+            && worker == 0
+            && stream.video_viewers() > 0
+            && in_chain
+            && s.video_still < frame.id
+        {
+            if now >= due {
+                return Ok(Job::VideoStill(frame));
             }
             earliest(due);
         }
@@ -187,6 +209,7 @@ pub(crate) fn run(stream: Arc<StreamShared>, worker: usize) {
                                 s.last_encode = Some(now);
                             }
                             Job::Still(f) => s.still = f.id,
+                            Job::VideoStill(f) => s.video_still = f.id,
                             Job::Video(f, key) => {
                                 s.encoded.insert(Variant::top(OutputFormat::H264), f.id);
                                 s.last_encode = Some(now);
@@ -218,7 +241,8 @@ pub(crate) fn run(stream: Arc<StreamShared>, worker: usize) {
                 }
             }
             Job::Still(frame) => w.encode_still(&frame),
-            Job::Video(frame, keyframe) => w.encode_video(&frame, keyframe),
+            Job::Video(frame, keyframe) => w.encode_video(&frame, keyframe, false),
+            Job::VideoStill(frame) => w.encode_video(&frame, true, true),
         }
     }
 }
@@ -378,9 +402,16 @@ impl Worker {
         }
     }
 
+    /// Encodes `frame` into the chain; `still`: as a sharper keyframe of a resting frame.
     #[cfg(feature = "h264")]
-    fn encode_video(&mut self, frame: &RawFrame, keyframe: bool) {
-        if let Some(chunk) = self.video.encode(&self.stream, frame, keyframe) {
+    fn encode_video(&mut self, frame: &RawFrame, keyframe: bool, still: bool) {
+        let chunk = if still {
+            self.stream.video_stills.fetch_add(1, Ordering::Relaxed);
+            self.video.encode_still(&self.stream, frame)
+        } else {
+            self.video.encode(&self.stream, frame, keyframe)
+        };
+        if let Some(chunk) = chunk {
             if let Some(c) = self.stream.encodes.get(&Variant::top(OutputFormat::H264)) {
                 c.fetch_add(1, Ordering::Relaxed);
             }
@@ -390,7 +421,7 @@ impl Worker {
     }
 
     #[cfg(not(feature = "h264"))]
-    fn encode_video(&mut self, _frame: &RawFrame, _keyframe: bool) {}
+    fn encode_video(&mut self, _frame: &RawFrame, _keyframe: bool, _still: bool) {}
 }
 
 /// The order of frames in an image slot: by frame id, a still after the lossy frame of the same id.

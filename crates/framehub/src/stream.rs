@@ -66,6 +66,8 @@ pub(crate) struct Shared {
     pub base: HashMap<Variant, Arc<RawFrame>>,
     /// Id of the last frame made into a lossless still.
     pub still: u64,
+    /// Id of the last frame made into a video still (a sharper keyframe).
+    pub video_still: u64,
     /// When the last frame was encoded (for the `fps` cap).
     pub last_encode: Option<Instant>,
     /// A video viewer asked for a keyframe (coalesced until it is made).
@@ -102,6 +104,8 @@ pub(crate) struct StreamShared {
     pub(crate) encodes: HashMap<Variant, AtomicU64>,
     /// Lossless stills made.
     pub(crate) stills: AtomicU64,
+    /// Video stills (sharper keyframes of a resting frame) made.
+    pub(crate) video_stills: AtomicU64,
     /// Region updates made (each shared by every viewer that holds its base).
     pub(crate) patches: AtomicU64,
     /// Viewers that take region updates (`framehub/patch`).
@@ -189,6 +193,7 @@ impl StreamShared {
                 encoded: HashMap::new(),
                 base: HashMap::new(),
                 still: 0,
+                video_still: 0,
                 last_encode: None,
                 keyframe_requested: false,
                 last_forced_keyframe: None,
@@ -207,6 +212,7 @@ impl StreamShared {
             height: AtomicU32::new(height),
             encodes: counted.iter().map(|f| (*f, AtomicU64::new(0))).collect(),
             stills: AtomicU64::new(0),
+            video_stills: AtomicU64::new(0),
             patches: AtomicU64::new(0),
             patch_viewers: AtomicUsize::new(0),
             video: tokio::sync::broadcast::channel(VIDEO_CHANNEL).0,
@@ -636,6 +642,13 @@ impl Stream {
     /// stable for its `debounce`. Render frames of this size.
     pub fn target_size(&self) -> Option<(u32, u32)> {
         self.shared.target_size(Instant::now())
+    }
+
+    /// Video stills made since the stream was created: a resting frame
+    /// encoded once more into the H.264 chain as a sharper keyframe (at most
+    /// one per resting frame).
+    pub fn video_still_count(&self) -> u64 {
+        self.shared.video_stills.load(Ordering::Relaxed)
     }
 
     /// Region updates (`image_patch` payloads) made since the stream was

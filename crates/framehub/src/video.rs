@@ -18,6 +18,13 @@ use crate::events::lock;
 use crate::frame::RawFrame;
 use crate::stream::{Encoded, StreamShared};
 
+/// A video still (a resting frame encoded once more as a keyframe) gets this
+/// many times the stream's bit rate for that one picture, then the rate is
+/// restored. Measured on a busy 640×360 picture at 1 Mbit/s: luma PSNR 38.9 dB
+/// for the regular keyframe, 42.7 dB for the still (×8; ×32 gives no more:
+/// OpenH264's quantiser floor).
+pub(crate) const STILL_BITRATE_FACTOR: u32 = 8;
+
 /// Smoothing of the measured frame rate (exponential moving average weight of a new interval).
 const FPS_ALPHA: f64 = 0.1;
 
@@ -73,6 +80,33 @@ impl VideoChain {
             fps,
             told_fps: fps,
         }
+    }
+
+    /// Encodes the resting `frame` as the next access unit: a keyframe at
+    /// [`STILL_BITRATE_FACTOR`] times the bit rate (capped), after which the
+    /// rate is restored. The measured frame rate is left alone (the still is
+    /// not part of the stream's motion).
+    pub fn encode_still(&mut self, stream: &StreamShared, frame: &RawFrame) -> Option<Encoded> {
+        let (fps, last) = (self.fps, self.last_encode);
+        let normal = self.cfg.bitrate_bps;
+        let high = normal
+            .saturating_mul(STILL_BITRATE_FACTOR)
+            .min(i32::MAX as u32);
+        let boosted = match self.encoder.as_mut() {
+            Some(enc) => enc.set_bitrate(high).is_ok(),
+            None => false,
+        };
+        let out = self.encode(stream, frame, true);
+        if boosted {
+            if let Some(enc) = self.encoder.as_mut() {
+                if let Err(e) = enc.set_bitrate(normal) {
+                    tracing::warn!(stream = %stream.name, error = %e, "cannot restore the bit rate after a still; rebuilding the encoder");
+                    self.encoder = None;
+                }
+            }
+        }
+        (self.fps, self.last_encode) = (fps, last);
+        out
     }
 
     /// Encodes `frame` as the next access unit (a keyframe when `keyframe`,

@@ -17,8 +17,8 @@ const JPEG: OutputFormat = OutputFormat::Image(ImageFormat::Jpeg);
 /// The controller with short timings, so a test takes seconds.
 fn quick() -> AdaptConfig {
     AdaptConfig {
-        congested_delay: Duration::from_millis(60),
-        healthy_delay: Duration::from_millis(25),
+        congested_delay: Duration::from_millis(150),
+        healthy_delay: Duration::from_millis(50),
         congested_decode_queue: 3,
         step_down_after: Duration::from_millis(300),
         step_up_after: Duration::from_millis(800),
@@ -54,10 +54,21 @@ struct Seen {
 }
 
 /// Acks every frame, `delay(elapsed)` after it arrived, for `secs`.
-async fn view(mut c: Client, secs: f64, delay: impl Fn(Duration) -> Duration) -> Seen {
+async fn view(c: Client, secs: f64, delay: impl Fn(Duration) -> Duration) -> Seen {
+    view_until(c, secs, delay, None).await
+}
+
+/// Like [`view`], but ends early 2 s after being told tier `until`.
+async fn view_until(
+    mut c: Client,
+    secs: f64,
+    delay: impl Fn(Duration) -> Duration,
+    until: Option<u64>,
+) -> Seen {
     let mut seen = Seen::default();
     let t0 = Instant::now();
-    while t0.elapsed().as_secs_f64() < secs {
+    let mut end = Duration::from_secs_f64(secs);
+    while t0.elapsed() < end {
         match c.recv_within(Duration::from_millis(200)).await {
             Some(Received::Frame(h, payload)) => {
                 seen.frames += 1;
@@ -74,7 +85,12 @@ async fn view(mut c: Client, secs: f64, delay: impl Fn(Duration) -> Duration) ->
                 }
                 c.ack(h.seq()).await;
             }
-            Some(Received::Text(v)) if v["type"] == "set_quality" => seen.quality.push(v),
+            Some(Received::Text(v)) if v["type"] == "set_quality" => {
+                if until.is_some() && v["tier"].as_u64() == until {
+                    end = end.min(t0.elapsed() + Duration::from_secs(2));
+                }
+                seen.quality.push(v);
+            }
             Some(Received::Close(code, why)) => panic!("closed {code} {why}"),
             _ => {}
         }
@@ -94,10 +110,10 @@ async fn a_slow_viewer_steps_down_and_recovers_while_a_fast_one_keeps_full_quali
     let slow = Client::open(addr, "/s", &["image/jpeg"]).await;
     let stop = Arc::new(AtomicBool::new(false));
     let pubr = publisher(stream.clone(), Arc::clone(&stop));
-    // The slow viewer's link: fine for 1 s, then 250 ms per ack for 3 s, then fine again.
+    // The slow viewer's link: fine for 1 s, then 400 ms per ack for 3 s, then fine again.
     let slow_link = |t: Duration| {
         if t > Duration::from_secs(1) && t < Duration::from_secs(4) {
-            Duration::from_millis(250)
+            Duration::from_millis(400)
         } else {
             Duration::ZERO
         }
@@ -169,16 +185,20 @@ async fn viewers_on_one_tier_share_its_encode() {
     }
     let stop = Arc::new(AtomicBool::new(false));
     let pubr = publisher(stream.clone(), Arc::clone(&stop));
-    // All six on the same poor link from 0.5 s on.
+    // All six on the same poor link from 0.5 s on, until each is at the half-size tier.
     let link = |t: Duration| {
         if t > Duration::from_millis(500) {
-            Duration::from_millis(200)
+            Duration::from_millis(400)
         } else {
             Duration::ZERO
         }
     };
-    let seen =
-        futures_util::future::join_all(viewers.into_iter().map(|c| view(c, 3.0, link))).await;
+    let seen = futures_util::future::join_all(
+        viewers
+            .into_iter()
+            .map(|c| view_until(c, 20.0, link, Some(3))),
+    )
+    .await;
     stop.store(true, Ordering::Relaxed);
     let published = pubr.join().unwrap();
     assert!(
@@ -195,7 +215,10 @@ async fn viewers_on_one_tier_share_its_encode() {
     }
     // Every viewer reached the half-size tier: the publisher was told it may
     // render at half size; when they left, that it may render at full size.
-    assert!(seen.iter().all(|s| s.small_frames > 0), "all at half size");
+    assert!(
+        seen.iter().all(|s| s.small_frames > 0),
+        "all at half size: {seen:?}"
+    );
     let hints = || {
         stream
             .poll_events()

@@ -228,3 +228,71 @@ async fn a_video_viewer_of_a_still_picture_gets_a_keyframe_and_decodes_it() {
     let psnr = 10.0 * (255.0f64 * 255.0 / mse.max(1e-9)).log10();
     assert!(psnr >= 35.0, "decoded keyframe luma PSNR {psnr:.1} dB");
 }
+
+/// Luma PSNR of an access unit's picture against an RGBA source.
+fn luma_psnr(
+    dec: &mut openh264::decoder::Decoder,
+    au: &[u8],
+    pic: &[u8],
+    w: usize,
+    h: usize,
+) -> f64 {
+    use openh264::formats::YUVSource;
+    let yuv = dec.decode(au).unwrap().expect("a picture");
+    let (ys, _, _) = yuv.strides();
+    let mut se = 0.0;
+    for y in 0..h {
+        for x in 0..w {
+            let p = &pic[(y * w + x) * 4..];
+            let want = 16.0
+                + 219.0
+                    * (0.2126 * f64::from(p[0])
+                        + 0.7152 * f64::from(p[1])
+                        + 0.0722 * f64::from(p[2]))
+                    / 255.0;
+            se += (want - f64::from(yuv.y()[y * ys + x])).powi(2);
+        }
+    }
+    10.0 * (255.0f64 * 255.0 / (se / (w * h) as f64).max(1e-9)).log10()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resting_video_stream_sends_one_sharper_keyframe_of_the_resting_picture() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let cfg = StreamConfig::default()
+        .h264(true)
+        .bitrate(300_000)
+        .still_after(Some(Duration::from_millis(300)));
+    let stream = server.add_stream("v", 320, 240, cfg).unwrap();
+    // A video viewer that does not list framehub/still-png.
+    let mut c = Client::open(addr, "/v", VIDEO).await;
+    let pic = moving(320, 240, 5);
+    stream.publish(Frame::rgba(320, 240, pic.clone())).unwrap();
+    let mut dec = openh264::decoder::Decoder::new().unwrap();
+    let (h1, first) = c.recv_frame().await;
+    c.ack(h1.seq()).await;
+    let before = luma_psnr(&mut dec, &first, &pic, 320, 240);
+    let t0 = Instant::now();
+    let (h2, still) = c.recv_frame().await;
+    c.ack(h2.seq()).await;
+    assert!(t0.elapsed() >= Duration::from_millis(200), "after the rest");
+    assert!(chunk(&h2).0, "a keyframe: {h2:?}");
+    assert_eq!(h2.timestamp_us(), h1.timestamp_us(), "of the same picture");
+    let after = luma_psnr(&mut dec, &still, &pic, 320, 240);
+    assert!(
+        after > before + 1.0,
+        "sharper: {before:.1} dB, then {after:.1} dB"
+    );
+    assert_eq!(stream.video_still_count(), 1);
+    assert!(
+        c.recv_within(Duration::from_millis(600)).await.is_none(),
+        "once per resting picture"
+    );
+    // The chain goes on from it: the next picture decodes.
+    let next = moving(320, 240, 6);
+    stream.publish(Frame::rgba(320, 240, next.clone())).unwrap();
+    let (h3, au) = c.recv_frame().await;
+    assert!(!chunk(&h3).0, "a delta after the still keyframe");
+    assert!(luma_psnr(&mut dec, &au, &next, 320, 240) > 30.0);
+}
