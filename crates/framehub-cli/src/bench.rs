@@ -22,7 +22,9 @@ mod client;
 pub(crate) mod epoch;
 pub(crate) mod hist;
 pub(crate) mod picture;
+mod plot;
 pub(crate) mod procfs;
+mod sendcost;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -45,15 +47,23 @@ pub use picture::Picture;
 /// Options of `framehub bench`.
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// Scenarios to run, comma-separated. JPEG: a (1 viewer, 720p, as fast
-    /// as possible), b (the same at 1080p), c (100 viewers, 720p at 30 fps),
-    /// d (10 viewers, 720p at 30 fps), e (1 fast + 1 slow viewer). H.264:
-    /// f (1 viewer, 720p, as fast as possible), g (the same at 1080p),
-    /// h (1 viewer, 720p at 30 fps), i (10 viewers, 720p at 30 fps),
-    /// j (9 fast + 1 slow viewers, 720p at 30 fps). PNG: k (1 viewer, 720p,
-    /// as fast as possible).
-    #[arg(long, value_delimiter = ',', default_value = "a,b,c,d,e,f,g,h,i,j,k")]
-    pub scenarios: Vec<ScenarioId>,
+    /// Scenarios to run, comma-separated, by name or group. JPEG: a (1
+    /// viewer, 720p, as fast as possible), b (the same at 1080p), c (100
+    /// viewers, 720p at 30 fps), d (10 viewers, 720p at 30 fps), e (1 fast +
+    /// 1 slow viewer). H.264: f (1 viewer, 720p, as fast as possible), g (the
+    /// same at 1080p), h (1 viewer, 720p at 30 fps), i (10 viewers, 720p at 30
+    /// fps), j (9 fast + 1 slow viewers, 720p at 30 fps). PNG: k (1 viewer,
+    /// 720p, as fast as possible). Sweeps (JPEG): res-360, res-720, res-1080,
+    /// res-2160 (1 viewer, as fast as possible); fanout-1, fanout-10,
+    /// fanout-100, fanout-500 (viewers of one 720p stream at 30 fps);
+    /// streams-1, streams-8, streams-32 (360p streams at 30 fps, 2 viewers
+    /// each); static-repeat (the same picture published at 30 fps, 10
+    /// viewers), static-idle (one frame, then nothing); slowlink-50,
+    /// slowlink-200 (720p at 30 fps, 8 viewers + 2 acking 50 or 200 ms late).
+    /// Groups: core (a–k), resolution, fanout, streams, static, slowlink,
+    /// sweeps (all five), all.
+    #[arg(long, value_delimiter = ',', default_value = "all", value_parser = parse_selection_arg)]
+    pub scenarios: Vec<Selection>,
     /// Picture(s) to publish, comma-separated; each scenario runs once per picture.
     #[arg(long, value_delimiter = ',', default_value = "natural")]
     pub picture: Vec<Picture>,
@@ -77,6 +87,14 @@ pub struct BenchArgs {
     /// Where to write the JSON lines (overwritten).
     #[arg(long, default_value = "bench-results.jsonl")]
     pub out: PathBuf,
+    /// Also draw SVG charts of the results into this directory (frames/s and
+    /// CPU against viewers and streams, frames/s against resolution, latency
+    /// CDFs; files overwritten).
+    #[arg(long)]
+    pub plots: Option<PathBuf>,
+    /// Run nothing: draw the charts of `--plots` from the JSON lines of an earlier run.
+    #[arg(long, requires = "plots")]
+    pub from: Option<PathBuf>,
     /// Exit with an error when a target is missed.
     #[arg(long)]
     pub strict: bool,
@@ -88,9 +106,16 @@ pub struct BenchArgs {
     pub depth: u32,
 }
 
-/// A scenario's letter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// The scenarios one name of `--scenarios` stands for.
+#[derive(Debug, Clone)]
+pub struct Selection(Vec<ScenarioId>);
+
+fn parse_selection_arg(name: &str) -> Result<Selection, String> {
+    parse_selection(name).map(Selection)
+}
+
+/// A scenario: the letters a–k, then the named sweeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ScenarioId {
     /// 1 viewer, 1280×720, publisher as fast as the hub takes frames.
     A,
@@ -114,38 +139,164 @@ pub enum ScenarioId {
     J,
     /// PNG: 1 viewer, 1280×720, publisher as fast as the hub takes frames.
     K,
+    /// Resolution sweep: 1 viewer, JPEG, as fast as possible, at 640×360 …
+    Res360,
+    /// … 1280×720 …
+    Res720,
+    /// … 1920×1080 …
+    Res1080,
+    /// … and 3840×2160.
+    Res2160,
+    /// Fan-out: 1 viewer of one 1280×720 JPEG stream at 30 fps …
+    Fanout1,
+    /// … 10 viewers …
+    Fanout10,
+    /// … 100 viewers …
+    Fanout100,
+    /// … 500 viewers.
+    Fanout500,
+    /// Streams per hub: 1 stream of 640×360 JPEG at 30 fps, 2 viewers each …
+    Streams1,
+    /// … 8 streams …
+    Streams8,
+    /// … 32 streams.
+    Streams32,
+    /// Static content: the publisher keeps publishing the same picture at
+    /// 30 fps (10 viewers, 1280×720 JPEG).
+    StaticRepeat,
+    /// Static content: the publisher publishes one frame and then nothing
+    /// (10 viewers, 1280×720 JPEG): the cost of a resting stream.
+    StaticIdle,
+    /// Emulated slow link: 8 viewers ack at once, 2 ack 50 ms late (1280×720 JPEG, 30 fps).
+    Slowlink50,
+    /// The same with acks 200 ms late.
+    Slowlink200,
+}
+
+/// Every scenario with its name on the command line and in the results, in run order.
+const SCENARIOS: &[(ScenarioId, &str)] = &[
+    (ScenarioId::A, "a"),
+    (ScenarioId::B, "b"),
+    (ScenarioId::C, "c"),
+    (ScenarioId::D, "d"),
+    (ScenarioId::E, "e"),
+    (ScenarioId::F, "f"),
+    (ScenarioId::G, "g"),
+    (ScenarioId::H, "h"),
+    (ScenarioId::I, "i"),
+    (ScenarioId::J, "j"),
+    (ScenarioId::K, "k"),
+    (ScenarioId::Res360, "res-360"),
+    (ScenarioId::Res720, "res-720"),
+    (ScenarioId::Res1080, "res-1080"),
+    (ScenarioId::Res2160, "res-2160"),
+    (ScenarioId::Fanout1, "fanout-1"),
+    (ScenarioId::Fanout10, "fanout-10"),
+    (ScenarioId::Fanout100, "fanout-100"),
+    (ScenarioId::Fanout500, "fanout-500"),
+    (ScenarioId::Streams1, "streams-1"),
+    (ScenarioId::Streams8, "streams-8"),
+    (ScenarioId::Streams32, "streams-32"),
+    (ScenarioId::StaticRepeat, "static-repeat"),
+    (ScenarioId::StaticIdle, "static-idle"),
+    (ScenarioId::Slowlink50, "slowlink-50"),
+    (ScenarioId::Slowlink200, "slowlink-200"),
+];
+
+/// Names that stand for several scenarios in `--scenarios`.
+const GROUPS: &[(&str, &str)] = &[
+    ("core", "a–k"),
+    ("resolution", "res-360, res-720, res-1080, res-2160"),
+    ("fanout", "fanout-1, fanout-10, fanout-100, fanout-500"),
+    ("streams", "streams-1, streams-8, streams-32"),
+    ("static", "static-repeat, static-idle"),
+    ("slowlink", "slowlink-50, slowlink-200"),
+    ("sweeps", "resolution, fanout, streams, static, slowlink"),
+    ("all", "core and sweeps"),
+];
+
+/// The scenarios a name of `--scenarios` stands for: one scenario or a group ([`GROUPS`]).
+fn parse_selection(name: &str) -> Result<Vec<ScenarioId>, String> {
+    let name = name.trim().to_ascii_lowercase();
+    let prefix = |p: &str| -> Vec<ScenarioId> {
+        SCENARIOS
+            .iter()
+            .filter(|(_, n)| n.starts_with(p))
+            .map(|(id, _)| *id)
+            .collect()
+    };
+    let core: Vec<ScenarioId> = SCENARIOS
+        .iter()
+        .filter(|(_, n)| n.len() == 1)
+        .map(|(id, _)| *id)
+        .collect();
+    let sweeps: Vec<ScenarioId> = SCENARIOS
+        .iter()
+        .filter(|(_, n)| n.len() > 1)
+        .map(|(id, _)| *id)
+        .collect();
+    Ok(match name.as_str() {
+        "core" => core,
+        "resolution" => prefix("res-"),
+        "fanout" => prefix("fanout-"),
+        "streams" => prefix("streams-"),
+        "static" => prefix("static-"),
+        "slowlink" => prefix("slowlink-"),
+        "sweeps" => sweeps,
+        "all" => SCENARIOS.iter().map(|(id, _)| *id).collect(),
+        n => match SCENARIOS.iter().find(|(_, name)| *name == n) {
+            Some((id, _)) => vec![*id],
+            None => {
+                let names: Vec<&str> = SCENARIOS.iter().map(|(_, n)| *n).collect();
+                let groups: Vec<&str> = GROUPS.iter().map(|(g, _)| *g).collect();
+                return Err(format!(
+                    "unknown scenario '{n}': one of {} or a group: {}",
+                    names.join(", "),
+                    groups.join(", ")
+                ));
+            }
+        },
+    })
 }
 
 impl ScenarioId {
+    /// The name on the command line and in the results.
+    pub fn name(self) -> &'static str {
+        SCENARIOS
+            .iter()
+            .find(|(id, _)| *id == self)
+            .map_or("?", |(_, n)| n)
+    }
+
     /// The transport the scenario is defined for (its targets apply to it alone).
     fn own_transport(self) -> Transport {
         match self {
-            ScenarioId::A | ScenarioId::B | ScenarioId::C | ScenarioId::D | ScenarioId::E => {
-                Transport::Jpeg
-            }
             ScenarioId::F | ScenarioId::G | ScenarioId::H | ScenarioId::I | ScenarioId::J => {
                 Transport::H264
             }
             ScenarioId::K => Transport::Png,
+            _ => Transport::Jpeg,
         }
+    }
+
+    /// The sweep the scenario belongs to (`fanout`, …), None for a–k.
+    fn sweep(self) -> Option<&'static str> {
+        let name = self.name();
+        ["res", "fanout", "streams", "static", "slowlink"]
+            .into_iter()
+            .find(|p| name.strip_prefix(p).is_some_and(|r| r.starts_with('-')))
     }
 }
 
 impl std::fmt::Display for ScenarioId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ScenarioId::A => "a",
-            ScenarioId::B => "b",
-            ScenarioId::C => "c",
-            ScenarioId::D => "d",
-            ScenarioId::E => "e",
-            ScenarioId::F => "f",
-            ScenarioId::G => "g",
-            ScenarioId::H => "h",
-            ScenarioId::I => "i",
-            ScenarioId::J => "j",
-            ScenarioId::K => "k",
-        })
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for ScenarioId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
     }
 }
 
@@ -209,6 +360,8 @@ pub(crate) enum Rate {
     Saturate,
     /// A fixed rate, frames per second.
     Fps(f64),
+    /// One frame, then nothing (a resting stream).
+    Once,
 }
 
 /// What one scenario does.
@@ -218,52 +371,73 @@ struct Scenario {
     title: &'static str,
     width: u32,
     height: u32,
+    /// Streams on the hub, each with its own publisher and `viewers` viewers.
+    streams: usize,
+    /// Viewers per stream.
     viewers: usize,
+    /// Of each stream's viewers, how many ack `ack_delay_ms` late.
     slow_viewers: usize,
     ack_delay_ms: u64,
     rate: Rate,
+    /// Publish the same picture every time (static content) instead of a new one.
+    same_picture: bool,
     transport: Transport,
 }
 
 impl Scenario {
     fn new(id: ScenarioId, quick: bool) -> Scenario {
         // Quick sizes keep the shapes of the full ones at a fraction of the work.
-        let (w720, h720, w1080, h1080) = if quick {
-            (320, 180, 480, 270)
-        } else {
-            (1280, 720, 1920, 1080)
-        };
+        let q = |full: (u32, u32), small: (u32, u32)| if quick { small } else { full };
+        let (w720, h720) = q((1280, 720), (320, 180));
+        let (w1080, h1080) = q((1920, 1080), (480, 270));
+        let (w360, h360) = q((640, 360), (160, 90));
         let base = Scenario {
             id,
             title: "1 viewer, as fast as possible",
             width: w720,
             height: h720,
+            streams: 1,
             viewers: 1,
             slow_viewers: 0,
             ack_delay_ms: 0,
             rate: Rate::Saturate,
+            same_picture: false,
             transport: id.own_transport(),
         };
         let ten = if quick { 4 } else { 10 };
+        let at_30 = |title: &'static str, viewers: usize| Scenario {
+            title,
+            viewers,
+            rate: Rate::Fps(30.0),
+            ..base.clone()
+        };
+        let sized = |(width, height): (u32, u32)| Scenario {
+            width,
+            height,
+            ..base.clone()
+        };
+        let streams = |n: usize| Scenario {
+            title: "several streams, 2 viewers each, 30 fps",
+            width: w360,
+            height: h360,
+            streams: n,
+            viewers: 2,
+            rate: Rate::Fps(30.0),
+            ..base.clone()
+        };
+        let slowlink = |ms: u64| Scenario {
+            slow_viewers: 2,
+            ack_delay_ms: ms,
+            ..at_30(
+                "fast viewers + 2 on a slow link (acks late), 30 fps",
+                if quick { 4 } else { 10 },
+            )
+        };
         match id {
-            ScenarioId::A => base,
-            ScenarioId::B => Scenario {
-                width: w1080,
-                height: h1080,
-                ..base
-            },
-            ScenarioId::C => Scenario {
-                title: "many viewers, 30 fps",
-                viewers: if quick { 20 } else { 100 },
-                rate: Rate::Fps(30.0),
-                ..base
-            },
-            ScenarioId::D => Scenario {
-                title: "several viewers, 30 fps",
-                viewers: if quick { 4 } else { 10 },
-                rate: Rate::Fps(30.0),
-                ..base
-            },
+            ScenarioId::A | ScenarioId::F | ScenarioId::K => base,
+            ScenarioId::B | ScenarioId::G => sized((w1080, h1080)),
+            ScenarioId::C => at_30("many viewers, 30 fps", if quick { 20 } else { 100 }),
+            ScenarioId::D => at_30("several viewers, 30 fps", ten),
             ScenarioId::E => Scenario {
                 title: "1 fast + 1 slow viewer (acks 200 ms late), as fast as possible",
                 viewers: 2,
@@ -271,31 +445,37 @@ impl Scenario {
                 ack_delay_ms: 200,
                 ..base
             },
-            ScenarioId::F | ScenarioId::K => base,
-            ScenarioId::G => Scenario {
-                width: w1080,
-                height: h1080,
-                ..base
-            },
-            ScenarioId::H => Scenario {
-                title: "1 viewer, 30 fps (the reference of i)",
-                rate: Rate::Fps(30.0),
-                ..base
-            },
-            ScenarioId::I => Scenario {
-                title: "several viewers, 30 fps",
-                viewers: ten,
-                rate: Rate::Fps(30.0),
-                ..base
-            },
+            ScenarioId::H => at_30("1 viewer, 30 fps (the reference of i)", 1),
+            ScenarioId::I => at_30("several viewers, 30 fps", ten),
             ScenarioId::J => Scenario {
-                title: "fast viewers + 1 slow viewer (acks 200 ms late), 30 fps",
-                viewers: ten,
                 slow_viewers: 1,
                 ack_delay_ms: 200,
-                rate: Rate::Fps(30.0),
-                ..base
+                ..at_30(
+                    "fast viewers + 1 slow viewer (acks 200 ms late), 30 fps",
+                    ten,
+                )
             },
+            ScenarioId::Res360 => sized((w360, h360)),
+            ScenarioId::Res720 => sized((w720, h720)),
+            ScenarioId::Res1080 => sized((w1080, h1080)),
+            ScenarioId::Res2160 => sized(q((3840, 2160), (960, 540))),
+            ScenarioId::Fanout1 => at_30("fan-out, 30 fps", 1),
+            ScenarioId::Fanout10 => at_30("fan-out, 30 fps", ten),
+            ScenarioId::Fanout100 => at_30("fan-out, 30 fps", if quick { 20 } else { 100 }),
+            ScenarioId::Fanout500 => at_30("fan-out, 30 fps", if quick { 50 } else { 500 }),
+            ScenarioId::Streams1 => streams(1),
+            ScenarioId::Streams8 => streams(if quick { 2 } else { 8 }),
+            ScenarioId::Streams32 => streams(if quick { 4 } else { 32 }),
+            ScenarioId::StaticRepeat => Scenario {
+                same_picture: true,
+                ..at_30("static: the same picture published at 30 fps", ten)
+            },
+            ScenarioId::StaticIdle => Scenario {
+                rate: Rate::Once,
+                ..at_30("static: one frame, then nothing", ten)
+            },
+            ScenarioId::Slowlink50 => slowlink(50),
+            ScenarioId::Slowlink200 => slowlink(200),
         }
     }
 
@@ -303,6 +483,23 @@ impl Scenario {
         match self.rate {
             Rate::Saturate => "max".into(),
             Rate::Fps(f) => format!("{f} fps"),
+            Rate::Once => "once".into(),
+        }
+    }
+
+    /// Every viewer of every stream.
+    fn total_viewers(&self) -> usize {
+        self.streams * self.viewers
+    }
+
+    /// Stream names: `bench` for one stream, `bench-0` … otherwise.
+    fn stream_names(&self) -> Vec<String> {
+        if self.streams == 1 {
+            vec![STREAM_NAME.to_string()]
+        } else {
+            (0..self.streams)
+                .map(|i| format!("{STREAM_NAME}-{i}"))
+                .collect()
         }
     }
 }
@@ -356,10 +553,19 @@ struct ScenarioReport {
     bitrate_bps: Option<u32>,
     /// The `codec` of the viewers' `config` (`avc1.PPCCLL`; `h264` only).
     codec: Option<String>,
+    /// Streams on the hub (each with its own publisher).
+    streams: usize,
+    /// Viewers per stream.
+    viewers_per_stream: usize,
+    /// Viewers of all streams together.
     viewers: usize,
+    /// Of those, the ones that ack `ack_delay_ms` late (all streams).
     slow_viewers: usize,
     ack_delay_ms: u64,
     rate: String,
+    /// `changing` (a new picture every publish), `same` (the same picture
+    /// every publish) or `once` (one publish, then none).
+    content: &'static str,
     /// Frames the max-rate publisher keeps in the hub (`--depth`; None at a fixed rate).
     publish_depth: Option<u32>,
     quick: bool,
@@ -448,18 +654,56 @@ struct ScenarioReport {
     steal_pct: f64,
     /// Viewers that stopped early, with why.
     viewer_errors: Vec<String>,
+    /// The fan-out fit over this run's fanout-* scenarios so far (same
+    /// picture and transport): set on fanout-* reports from the second on.
+    fanout_fit: Option<FanoutFit>,
     checks: Vec<Check>,
+    /// The latency CDF of the viewers that ack at once: `[latency ms,
+    /// fraction of samples ≤ it]` at fixed fractions (for the plots).
+    latency_cdf: Vec<[f64; 2]>,
+}
+
+/// How the hub's CPU grows with viewers: a least-squares line through the
+/// fanout-* scenarios, hub CPU (without the publisher) against viewer-frames
+/// delivered per second.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FanoutFit {
+    /// Viewers of the points fitted.
+    viewers: Vec<usize>,
+    /// Hub CPU at each, % of one core.
+    hub_cpu_pct: Vec<f64>,
+    /// The slope: CPU per frame delivered to one viewer, µs.
+    us_per_viewer_frame: f64,
+    /// The intercept: the hub's CPU with no viewer-frames, % of one core
+    /// (the encode and the publish).
+    base_cpu_pct: f64,
+    /// CPU of one `write` of a message of the same size to a loopback TCP
+    /// socket, measured right after the scenario (`sendcost.rs`), µs: the
+    /// cost of sending the bytes.
+    send_us_per_frame: f64,
+    /// Mean message size the two figures are for, bytes.
+    message_bytes: f64,
 }
 
 /// Runs the selected scenarios and prints the reports and the table.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    // Quick: 11 scenarios × (1.5 s + connecting) stays well under CI's ~25 s.
-    let duration = args.duration.unwrap_or(if args.quick { 1.2 } else { 10.0 });
+    if let (Some(from), Some(dir)) = (&args.from, &args.plots) {
+        let rows = plot::read_rows(from)?;
+        if rows.is_empty() {
+            bail!("no results in {}", from.display());
+        }
+        for f in plot::draw_all(&rows, dir)? {
+            eprintln!("chart: {}", f.display());
+        }
+        return Ok(());
+    }
+    // Quick: 26 scenarios × (0.9 s + connecting) ≈ 25 s.
+    let duration = args.duration.unwrap_or(if args.quick { 0.6 } else { 10.0 });
     let warmup = args.warmup.unwrap_or(if args.quick { 0.3 } else { 1.0 });
     if !(duration > 0.0 && duration.is_finite() && warmup >= 0.0 && warmup.is_finite()) {
         bail!("--duration must be > 0 and --warmup >= 0");
     }
-    let mut scenarios = args.scenarios.clone();
+    let mut scenarios: Vec<ScenarioId> = args.scenarios.iter().flat_map(|s| s.0.clone()).collect();
     scenarios.sort();
     scenarios.dedup();
     let mut transports = args.transport.clone();
@@ -492,8 +736,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                     transport,
                     ..Scenario::new(id, args.quick)
                 };
+                let streams = if sc.streams > 1 {
+                    format!("{} streams × ", sc.streams)
+                } else {
+                    String::new()
+                };
                 eprintln!(
-                    "── {id} [{pic}, {transport}]: {}×{}, {} viewer(s), {} ──",
+                    "── {id} [{pic}, {transport}]: {}×{}, {streams}{} viewer(s), {} ──",
                     sc.width,
                     sc.height,
                     sc.viewers,
@@ -510,6 +759,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                         .filter(|h| h.hub_cpu_pct > 0.0)
                         .map(|h| report.hub_cpu_pct / h.hub_cpu_pct);
                 }
+                // The fan-out fit, once the last fanout-* scenario of this run is in.
+                let last_fanout = scenarios.iter().rev().find(|s| s.sweep() == Some("fanout"));
+                if last_fanout == Some(&id) {
+                    let mut all: Vec<ScenarioReport> = reports.clone();
+                    all.push(report.clone());
+                    report.fanout_fit = fanout_fit(&all, pic, transport, args.quick)?;
+                }
                 report.checks = checks(&report, &reports, args.quick);
                 let line = serde_json::to_string(&report)?;
                 println!("{line}");
@@ -521,6 +777,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     println!("\n{}", summary_table(&reports));
     eprintln!("results: {}", args.out.display());
+    if let Some(dir) = &args.plots {
+        let rows = reports
+            .iter()
+            .map(|r| Ok(serde_json::from_value(serde_json::to_value(r)?)?))
+            .collect::<anyhow::Result<Vec<plot::Row>>>()?;
+        for f in plot::draw_all(&rows, dir)? {
+            eprintln!("chart: {}", f.display());
+        }
+    }
     let failed = reports
         .iter()
         .flat_map(|r| &r.checks)
@@ -545,22 +810,26 @@ struct Snapshot {
 }
 
 impl Snapshot {
+    /// Reads the process and every stream of the scenario (session ids are unique hub-wide).
     fn take(
-        stream: &Stream,
-        published: &AtomicU64,
+        streams: &[Stream],
+        publishers: &[Publisher],
         format: OutputFormat,
     ) -> anyhow::Result<Snapshot> {
         Ok(Snapshot {
             at: Instant::now(),
             cpu_s: procfs::process_cpu_s()?,
             threads: procfs::thread_times()?,
-            metrics: stream
-                .metrics()
-                .into_iter()
+            metrics: streams
+                .iter()
+                .flat_map(Stream::metrics)
                 .map(|m| (m.client_id, m))
                 .collect(),
-            encodes: stream.encode_count(format),
-            published: published.load(Ordering::Relaxed),
+            encodes: streams.iter().map(|s| s.encode_count(format)).sum(),
+            published: publishers
+                .iter()
+                .map(|p| p.published.load(Ordering::Relaxed))
+                .sum(),
             rss: procfs::rss_bytes()?,
             steal_s: procfs::steal_s(),
         })
@@ -602,11 +871,28 @@ pub(crate) struct Publisher {
 }
 
 impl Publisher {
+    /// A publisher of new pictures at `rate` (`depth` for [`Rate::Saturate`]).
     pub(crate) fn spawn(
         stream: Stream,
         pictures: picture::Frames,
         size: (u32, u32),
         (rate, depth): (Rate, u32),
+        format: OutputFormat,
+    ) -> anyhow::Result<Publisher> {
+        let pace = Pace {
+            rate,
+            depth,
+            same_picture: false,
+        };
+        Self::spawn_shared(stream, Arc::new(pictures), size, pace, format)
+    }
+
+    /// A publisher of `pictures` shared with others (one per stream), paced by `pace`.
+    fn spawn_shared(
+        stream: Stream,
+        pictures: Arc<picture::Frames>,
+        size: (u32, u32),
+        pace: Pace,
         format: OutputFormat,
     ) -> anyhow::Result<Publisher> {
         let stop = Arc::new(AtomicBool::new(false));
@@ -615,7 +901,7 @@ impl Publisher {
         let thread = std::thread::Builder::new()
             // 15 bytes at most: the thread's `comm`, by which its CPU time is found.
             .name("bench-publisher".into())
-            .spawn(move || publish_loop(&stream, &pictures, size, (rate, depth, format), &s, &p))
+            .spawn(move || publish_loop(&stream, &pictures, size, (pace, format), &s, &p))
             .context("starting the publisher thread")?;
         Ok(Publisher {
             stop,
@@ -634,8 +920,19 @@ impl Publisher {
     }
 }
 
-/// The publisher: cycles through `pictures` at `rate` until `stop`; at
-/// [`Rate::Saturate`] it follows the encode count of `format`.
+/// How a publisher publishes: its rate, the depth of the max-rate loop
+/// (`--depth`), and whether it publishes the same picture every time.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    rate: Rate,
+    depth: u32,
+    same_picture: bool,
+}
+
+/// The publisher: cycles through `pictures` at `rate` until `stop` (or
+/// repeats the first one, with `same_picture`); at [`Rate::Saturate`] it
+/// follows the encode count of `format`; at [`Rate::Once`] it publishes one
+/// frame and waits for `stop`.
 ///
 /// Like an application that renders each frame into a fresh buffer, it
 /// makes the next frame (a copy of the next picture) *before* it is due
@@ -646,14 +943,19 @@ fn publish_loop(
     stream: &Stream,
     pictures: &picture::Frames,
     (w, h): (u32, u32),
-    (rate, depth, format): (Rate, u32, OutputFormat),
+    (pace, format): (Pace, OutputFormat),
     stop: &AtomicBool,
     published: &AtomicU64,
 ) -> anyhow::Result<()> {
+    let Pace {
+        rate,
+        depth,
+        same_picture,
+    } = pace;
     if pictures.bytes() == 0 {
         bail!("no pictures to publish");
     }
-    let render = |i: u64| pictures.render(i);
+    let render = |i: u64| pictures.render(if same_picture { 0 } else { i });
     // Ok(false): the hub closed under us (shutdown), stop quietly.
     let publish = |frame: Vec<u8>| -> anyhow::Result<bool> {
         match stream.publish(Frame::rgba(w, h, frame)) {
@@ -716,6 +1018,14 @@ fn publish_loop(
                 }
             }
         }
+        Rate::Once => {
+            if !publish(next)? {
+                return Ok(());
+            }
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         Rate::Fps(fps) => {
             let period = Duration::from_secs_f64(1.0 / fps);
             let start = Instant::now();
@@ -752,7 +1062,13 @@ async fn run_scenario(
     duration: f64,
     warmup: f64,
 ) -> anyhow::Result<ScenarioReport> {
-    let pictures = picture::Frames::new(pic, sc.width, sc.height, PICTURES_PER_SCENARIO);
+    // One set of pictures, shared by every stream's publisher.
+    let pictures = Arc::new(picture::Frames::new(
+        pic,
+        sc.width,
+        sc.height,
+        PICTURES_PER_SCENARIO,
+    ));
     let peak_rss_reset = procfs::reset_peak_rss();
     let rss_before = procfs::rss_bytes()?;
 
@@ -766,39 +1082,75 @@ async fn run_scenario(
         .quality(args.quality)
         .h264(sc.transport.is_video());
     let bitrate_bps = sc.transport.is_video().then_some(cfg.bitrate);
-    // The wall-clock base of the frames' timestamps: bracketed by reads
-    // around `add_stream`, narrowed by an echo before anything is published
-    // (an H.264 stream probes its codec before its clock starts: see epoch.rs).
-    let before_unix_us = client::now_unix_us();
-    let stream = server.add_stream(STREAM_NAME, sc.width, sc.height, cfg)?;
-    let around = Epoch::around_add_stream(before_unix_us, client::now_unix_us());
-    let url = format!("ws://{addr}/{STREAM_NAME}");
-    let epoch = match around.refine(&url, &stream).await {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("  warning: no echo from the hub ({e:#}); latencies from the read before add_stream");
-            around
-        }
-    };
+    let names = sc.stream_names();
+    let mut streams = Vec::with_capacity(names.len());
+    let mut epochs = Vec::with_capacity(names.len());
+    for name in &names {
+        // The wall-clock base of the frames' timestamps: bracketed by reads
+        // around `add_stream`, narrowed by an echo before anything is published
+        // (an H.264 stream probes its codec before its clock starts: see epoch.rs).
+        let before_unix_us = client::now_unix_us();
+        let stream = server.add_stream(name, sc.width, sc.height, cfg.clone())?;
+        let around = Epoch::around_add_stream(before_unix_us, client::now_unix_us());
+        let url = format!("ws://{addr}/{name}");
+        let epoch = match around.refine(&url, &stream).await {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("  warning: no echo from the hub ({e:#}); latencies from the read before add_stream");
+                around
+            }
+        };
+        streams.push(stream);
+        epochs.push(epoch);
+    }
 
-    let publisher = Publisher::spawn(
-        stream.clone(),
-        pictures,
-        (sc.width, sc.height),
-        (sc.rate, args.depth),
-        sc.transport.output(),
-    )?;
+    let pace = Pace {
+        rate: sc.rate,
+        depth: args.depth,
+        same_picture: sc.same_picture,
+    };
+    let mut publishers = Vec::with_capacity(streams.len());
+    for stream in &streams {
+        match Publisher::spawn_shared(
+            stream.clone(),
+            Arc::clone(&pictures),
+            (sc.width, sc.height),
+            pace,
+            sc.transport.output(),
+        ) {
+            Ok(p) => publishers.push(p),
+            Err(e) => {
+                for p in publishers {
+                    let _ = p.finish().await;
+                }
+                server.close().await;
+                return Err(e);
+            }
+        }
+    }
     let timing = Timing {
-        created_unix_us: epoch.base_unix_us,
+        created_unix_us: epochs.iter().map(|e| e.base_unix_us).collect(),
         duration,
         warmup,
     };
-    let outcome = drive_client(sc, &stream, &publisher, addr, timing).await;
+    let outcome = drive_client(sc, &streams, &publishers, addr, timing).await;
     let peak_rss = procfs::peak_rss_bytes()?;
-    let published = publisher.finish().await;
+    let mut published = Ok(());
+    for p in publishers {
+        let r = p.finish().await;
+        if published.is_ok() {
+            published = r;
+        }
+    }
     server.close().await;
     let (result, a, b, rss_mid) = outcome?;
     published?;
+    // The widest bracket bounds every stream's overstatement.
+    let epoch = Epoch {
+        base_unix_us: 0,
+        error_us: epochs.iter().map(|e| e.error_us).max().unwrap_or(0),
+        from_echo: epochs.iter().all(|e| e.from_echo),
+    };
 
     let window_s = b.at.duration_since(a.at).as_secs_f64().max(1e-9);
     let cpu_pct = |s: f64| s / window_s * 100.0;
@@ -878,10 +1230,17 @@ async fn run_scenario(
         quality: args.quality,
         bitrate_bps,
         codec,
-        viewers: sc.viewers,
-        slow_viewers: sc.slow_viewers,
+        streams: sc.streams,
+        viewers_per_stream: sc.viewers,
+        viewers: sc.total_viewers(),
+        slow_viewers: sc.slow_viewers * sc.streams,
         ack_delay_ms: sc.ack_delay_ms,
         rate: sc.rate_label(),
+        content: match (sc.rate, sc.same_picture) {
+            (Rate::Once, _) => "once",
+            (_, true) => "same",
+            _ => "changing",
+        },
         publish_depth: matches!(sc.rate, Rate::Saturate).then_some(args.depth),
         quick: args.quick,
         window_s: result.window_s,
@@ -955,14 +1314,17 @@ async fn run_scenario(
         loadavg_1m: procfs::loadavg_1m(),
         steal_pct: cpu_pct(b.steal_s - a.steal_s),
         viewer_errors,
+        fanout_fit: None,
         checks: Vec::new(),
+        latency_cdf: result.latency_cdf.clone(),
     })
 }
 
 /// When the client measures, and the base of its latencies.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Timing {
-    created_unix_us: u64,
+    /// One per stream, in the order of `Scenario::stream_names`.
+    created_unix_us: Vec<u64>,
     duration: f64,
     warmup: f64,
 }
@@ -972,8 +1334,8 @@ struct Timing {
 /// snapshots, and the RSS sampled nearest the window's middle.
 async fn drive_client(
     sc: &Scenario,
-    stream: &Stream,
-    publisher: &Publisher,
+    streams: &[Stream],
+    publishers: &[Publisher],
     addr: std::net::SocketAddr,
     timing: Timing,
 ) -> anyhow::Result<(ClientResult, Snapshot, Snapshot, u64)> {
@@ -987,14 +1349,21 @@ async fn drive_client(
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("bench-client")
         .args(["--addr", &addr.to_string()])
-        .args(["--stream", STREAM_NAME])
+        .args(["--stream", &sc.stream_names().join(",")])
         .args(["--transport", &sc.transport.to_string()])
         .args(["--viewers", &sc.viewers.to_string()])
         .args(["--slow", &sc.slow_viewers.to_string()])
         .args(["--ack-delay-ms", &sc.ack_delay_ms.to_string()])
         .args(["--duration", &duration.to_string()])
         .args(["--warmup", &warmup.to_string()])
-        .args(["--created-unix-us", &created_unix_us.to_string()])
+        .args([
+            "--created-unix-us",
+            &created_unix_us
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -1014,7 +1383,7 @@ async fn drive_client(
         })
         .context("starting the client reader thread")?;
 
-    let allowance = Duration::from_secs(30) + Duration::from_millis(20 * sc.viewers as u64);
+    let allowance = Duration::from_secs(30) + Duration::from_millis(20 * sc.total_viewers() as u64);
     let deadline = Instant::now() + allowance + Duration::from_secs_f64(warmup + duration);
     let mut rss_tick = tokio::time::interval(Duration::from_millis(100));
     let (mut start, mut end): (Option<Snapshot>, Option<Snapshot>) = (None, None);
@@ -1034,13 +1403,13 @@ async fn drive_client(
                 match msg {
                     ClientLine::Ready { viewers, connect_s } => {
                         eprintln!("  {viewers} viewer(s) connected in {connect_s:.2} s; warming up {warmup} s, measuring {duration} s");
-                        let seen = stream.client_count();
+                        let seen: usize = streams.iter().map(Stream::client_count).sum();
                         if seen != viewers {
                             eprintln!("  warning: the hub counts {seen} viewer(s)");
                         }
                     }
-                    ClientLine::Start => start = Some(Snapshot::take(stream, &publisher.published, format)?),
-                    ClientLine::End => end = Some(Snapshot::take(stream, &publisher.published, format)?),
+                    ClientLine::Start => start = Some(Snapshot::take(streams, publishers, format)?),
+                    ClientLine::End => end = Some(Snapshot::take(streams, publishers, format)?),
                     ClientLine::Result(r) => break r,
                     ClientLine::Error { message } => bail!("load client: {message}"),
                 }
@@ -1108,6 +1477,118 @@ fn find(
 /// 250 ms apart (`KEYFRAME_MIN_INTERVAL` in `crates/framehub/src/encode.rs`).
 const KEYFRAMES_PER_S_BOUND: f64 = 0.5 + 4.0;
 
+/// Most CPU a resting stream (static-idle) may cost the hub, % of one core (own criterion).
+const IDLE_CPU_PCT: f64 = 1.0;
+
+/// How many times the cost of sending the bytes one viewer's frame may cost
+/// the hub (own reading of "grows by no more than the cost of sending
+/// bytes": the hub also copies the payload into the envelope, frames it for
+/// WebSocket, and reads and parses an ack per frame).
+const SEND_COST_FACTOR: f64 = 2.0;
+
+/// Publish→receive p99 ≤ 2 frame intervals at the scenario's rate (issue 8: at 30 fps, 66.7 ms).
+fn latency_p99(r: &ScenarioReport, judge: impl Fn(bool) -> Option<bool>) -> Check {
+    let fps = r
+        .rate
+        .strip_suffix(" fps")
+        .and_then(|f| f.parse::<f64>().ok())
+        .unwrap_or(30.0);
+    let bound = 2000.0 / fps;
+    Check {
+        target: format!("latency p99 ≤ 2 frame intervals ({bound:.1} ms at {fps} fps)"),
+        measured: format!(
+            "p50 {:.1} / p95 {:.1} / p99 {:.1} ms over {} frames",
+            r.latency.p50_ms, r.latency.p95_ms, r.latency.p99_ms, r.latency.samples
+        ),
+        pass: judge(r.latency.samples > 0 && r.latency.p99_ms <= bound),
+    }
+}
+
+/// The fan-out check: the hub's CPU per viewer-frame against the cost of sending its bytes.
+fn fanout_check(fit: &FanoutFit, judge: impl Fn(bool) -> Option<bool>) -> Check {
+    let points: Vec<String> = fit
+        .viewers
+        .iter()
+        .zip(&fit.hub_cpu_pct)
+        .map(|(v, c)| format!("{v}: {c:.1} %"))
+        .collect();
+    Check {
+        target: format!(
+            "server CPU grows by no more than the cost of sending bytes: per viewer-frame ≤ {SEND_COST_FACTOR} × one loopback TCP write of the frame (own factor)"
+        ),
+        measured: format!(
+            "{:.1} µs per viewer-frame (fit over viewers {}; base {:.1} %) vs {:.1} µs per write of {:.0} KB (×{:.2})",
+            fit.us_per_viewer_frame,
+            points.join(", "),
+            fit.base_cpu_pct,
+            fit.send_us_per_frame,
+            fit.message_bytes / 1e3,
+            fit.us_per_viewer_frame / fit.send_us_per_frame.max(1e-9),
+        ),
+        pass: judge(
+            fit.viewers.len() >= 2
+                && fit.us_per_viewer_frame <= SEND_COST_FACTOR * fit.send_us_per_frame,
+        ),
+    }
+}
+
+/// Least-squares line `y = a + b x`; None with fewer than 2 distinct x.
+fn linear_fit(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let n = points.len() as f64;
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    (points.len() >= 2 && sxx > 0.0).then(|| {
+        let b = sxy / sxx;
+        (my - b * mx, b)
+    })
+}
+
+/// The fan-out fit over the fanout-* reports among `reports` for `pic` and
+/// `transport`, with the send cost measured now (the hub is closed).
+fn fanout_fit(
+    reports: &[ScenarioReport],
+    pic: Picture,
+    transport: Transport,
+    quick: bool,
+) -> anyhow::Result<Option<FanoutFit>> {
+    let fanout: Vec<&ScenarioReport> = reports
+        .iter()
+        .filter(|r| r.scenario.sweep() == Some("fanout"))
+        .filter(|r| r.picture == pic && r.transport == transport)
+        .collect();
+    // x: frames the hub sent per second (all viewers); y: its CPU, µs per second.
+    let points: Vec<(f64, f64)> = fanout
+        .iter()
+        .map(|r| {
+            (
+                r.server_frames_sent as f64 / r.window_s.max(1e-9),
+                r.hub_cpu_pct * 1e4,
+            )
+        })
+        .collect();
+    let Some((a, b)) = linear_fit(&points) else {
+        return Ok(None);
+    };
+    let frames: f64 = fanout
+        .iter()
+        .map(|r| r.bytes_per_s / r.bytes_per_frame.max(1.0))
+        .sum();
+    let message_bytes = fanout.iter().map(|r| r.bytes_per_s).sum::<f64>() / frames.max(1e-9);
+    let calibrate = Duration::from_millis(if quick { 200 } else { 1000 });
+    let send = sendcost::tcp_send_us(message_bytes.round() as usize, calibrate)
+        .context("measuring the cost of a loopback TCP write")?;
+    Ok(Some(FanoutFit {
+        viewers: fanout.iter().map(|r| r.viewers).collect(),
+        hub_cpu_pct: fanout.iter().map(|r| r.hub_cpu_pct).collect(),
+        us_per_viewer_frame: b,
+        base_cpu_pct: a / 1e4,
+        send_us_per_frame: send,
+        message_bytes,
+    }))
+}
+
 /// The targets of a scenario, judged. References (scenario a for e, h for
 /// i) are looked up in `earlier` reports of the same picture and transport.
 /// Targets belong to a scenario's own transport; over another one they are
@@ -1151,6 +1632,7 @@ fn checks(r: &ScenarioReport, earlier: &[ScenarioReport], quick: bool) -> Vec<Ch
         ScenarioId::B => out.push(fps(200.0)),
         ScenarioId::C => {
             out.push(fps(29.0));
+            out.push(latency_p99(r, judge));
             out.push(Check {
                 target: "server CPU ≤ 100 % (one core)".into(),
                 measured: format!("{:.0} %", r.server_cpu_pct),
@@ -1231,6 +1713,53 @@ fn checks(r: &ScenarioReport, earlier: &[ScenarioReport], quick: bool) -> Vec<Ch
         }
         // No target: PNG is measured for completeness.
         ScenarioId::K => {}
+        // No target: the sweep shows how the rate falls with the pixel count.
+        ScenarioId::Res360 | ScenarioId::Res720 | ScenarioId::Res1080 | ScenarioId::Res2160 => {}
+        ScenarioId::Fanout1 | ScenarioId::Fanout10 => out.push(fps(29.0)),
+        ScenarioId::Fanout100 => {
+            out.push(fps(29.0));
+            out.push(latency_p99(r, judge));
+        }
+        ScenarioId::Fanout500 => {
+            out.push(fps(25.0));
+            if let Some(fit) = &r.fanout_fit {
+                out.push(fanout_check(fit, judge));
+            }
+        }
+        ScenarioId::Streams1 | ScenarioId::Streams8 | ScenarioId::Streams32 => out.push(Check {
+            target: format!(
+                "every viewer of every stream ≥ 29 frames/s ({} streams × {} viewers)",
+                r.streams, r.viewers_per_stream
+            ),
+            ..fps(29.0)
+        }),
+        // No target: what a stream that stops changing costs, as the hub is.
+        ScenarioId::StaticRepeat => {}
+        ScenarioId::StaticIdle => out.push(Check {
+            target: format!(
+                "a resting stream costs the hub ≤ {IDLE_CPU_PCT} % of a core ({} viewers; own criterion)",
+                r.viewers
+            ),
+            measured: format!(
+                "{:.2} %, {:.1} frames/s sent",
+                r.hub_cpu_pct,
+                r.server_frames_sent as f64 / r.window_s.max(1e-9)
+            ),
+            pass: judge(r.hub_cpu_pct <= IDLE_CPU_PCT),
+        }),
+        ScenarioId::Slowlink50 | ScenarioId::Slowlink200 => out.push(Check {
+            target: format!(
+                "fast viewers ≥ 29 frames/s while {} ack {} ms late (own criterion); slow viewers shown",
+                r.slow_viewers, r.ack_delay_ms
+            ),
+            measured: format!(
+                "min {:.1}; slow viewers {:.1} frames/s (median), latency p99 {:.1} ms",
+                r.fps_min,
+                r.slow_fps_median.unwrap_or(0.0),
+                r.latency_slow.as_ref().map_or(0.0, |l| l.p99_ms)
+            ),
+            pass: judge(r.fps_min >= 29.0),
+        }),
     }
     if r.transport.is_video() && r.bitstream_errors > 0 {
         out.push(Check {
@@ -1260,10 +1789,17 @@ fn summary_table(reports: &[ScenarioReport]) -> String {
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for r in reports {
-        let viewers = if r.slow_viewers > 0 {
+        let mut viewers = if r.slow_viewers > 0 {
             format!("{} + {} slow", r.viewers - r.slow_viewers, r.slow_viewers)
         } else {
             r.viewers.to_string()
+        };
+        if r.streams > 1 {
+            viewers = format!("{} streams × {}", r.streams, r.viewers_per_stream);
+        }
+        let rate = match r.content {
+            "same" => format!("{} (same picture)", r.rate),
+            _ => r.rate.clone(),
         };
         let drops = if r.slow_viewers > 0 {
             format!("{} ({})", r.drops, r.drops_slow)
@@ -1302,7 +1838,7 @@ fn summary_table(reports: &[ScenarioReport]) -> String {
             r.width,
             r.height,
             viewers,
-            r.rate,
+            rate,
             fps,
             r.latency.p50_ms,
             r.latency.p95_ms,
@@ -1379,6 +1915,42 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_779), (2026, 11, 22));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn scenario_names_and_groups() {
+        assert_eq!(
+            parse_selection("fanout-500"),
+            Ok(vec![ScenarioId::Fanout500])
+        );
+        assert_eq!(parse_selection("C"), Ok(vec![ScenarioId::C]));
+        assert_eq!(
+            parse_selection("streams"),
+            Ok(vec![
+                ScenarioId::Streams1,
+                ScenarioId::Streams8,
+                ScenarioId::Streams32
+            ])
+        );
+        let core = parse_selection("core").unwrap_or_default();
+        let sweeps = parse_selection("sweeps").unwrap_or_default();
+        assert_eq!(core.len(), 11);
+        assert_eq!(core.len() + sweeps.len(), SCENARIOS.len());
+        assert_eq!(parse_selection("all").map(|a| a.len()), Ok(SCENARIOS.len()));
+        assert!(parse_selection("fanout-7").is_err());
+        // Every name parses back to its scenario, and the sweep is the name's prefix.
+        for (id, name) in SCENARIOS {
+            assert_eq!(parse_selection(name), Ok(vec![*id]));
+            assert_eq!(id.sweep().is_none(), name.len() == 1, "{name}");
+        }
+    }
+
+    #[test]
+    fn line_fit() {
+        let fit = linear_fit(&[(0.0, 1.0), (10.0, 21.0), (20.0, 41.0)]);
+        assert_eq!(fit, Some((1.0, 2.0)));
+        assert_eq!(linear_fit(&[(5.0, 1.0)]), None);
+        assert_eq!(linear_fit(&[(5.0, 1.0), (5.0, 2.0)]), None);
     }
 
     #[test]

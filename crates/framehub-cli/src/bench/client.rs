@@ -1,8 +1,8 @@
 //! `framehub bench-client`: the benchmark's load generator, run as its own
 //! process by `framehub bench` so the hub's CPU and memory are measured alone.
 //!
-//! It opens `--viewers` WebSockets to one stream (one tokio task each, all
-//! on this process's runtime), says `hello` listing only the format of
+//! It opens `--viewers` WebSockets to each stream of `--stream` (one tokio
+//! task each, all on this process's runtime), says `hello` listing only the format of
 //! `--transport` (`image/jpeg`, `image/png` or `webcodecs/h264-annexb`),
 //! checks that `config` negotiated it, and acks every frame as soon as it
 //! arrives; the last `--slow` viewers instead ack `--ack-delay-ms` later,
@@ -55,16 +55,16 @@ pub struct ClientArgs {
     /// The hub's address, `HOST:PORT`.
     #[arg(long)]
     pub addr: String,
-    /// The stream to view.
-    #[arg(long, default_value = "bench")]
-    pub stream: String,
+    /// The stream(s) to view, comma-separated; each gets `--viewers` viewers.
+    #[arg(long, value_delimiter = ',', default_value = "bench")]
+    pub stream: Vec<String>,
     /// What the viewers ask for in their `hello` (only that).
     #[arg(long, value_enum, default_value_t = Transport::Jpeg)]
     pub transport: Transport,
-    /// Number of viewers (WebSockets).
+    /// Number of viewers (WebSockets) per stream.
     #[arg(long, default_value_t = 1)]
     pub viewers: usize,
-    /// How many of them (the last ones) ack late.
+    /// How many of each stream's viewers (the last ones) ack late.
     #[arg(long, default_value_t = 0)]
     pub slow: usize,
     /// How late the slow viewers ack, ms.
@@ -76,9 +76,10 @@ pub struct ClientArgs {
     /// Time between all viewers connected and the window's start, s.
     #[arg(long, default_value_t = 1.0)]
     pub warmup: f64,
-    /// Wall-clock time of the stream's creation, µs since the Unix epoch.
-    #[arg(long)]
-    pub created_unix_us: u64,
+    /// Wall-clock time of each stream's creation, µs since the Unix epoch,
+    /// comma-separated in the order of `--stream`.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub created_unix_us: Vec<u64>,
 }
 
 /// One line of the client's stdout.
@@ -108,8 +109,10 @@ pub enum ClientLine {
 /// What one viewer measured inside the window.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ViewerResult {
-    /// Index of the viewer, from 0.
+    /// Index of the viewer, from 0 (over all streams).
     pub id: usize,
+    /// Index of its stream in `--stream`.
+    pub stream: usize,
     /// Whether it acked late.
     pub slow: bool,
     /// Frame messages received (`image_frame` or `video_chunk`).
@@ -155,6 +158,8 @@ pub struct ClientResult {
     pub negative_latency_samples: u64,
     /// The client process's own CPU use over the window, % of one core.
     pub client_cpu_pct: f64,
+    /// The CDF of `latency_fast`: `[latency ms, fraction ≤ it]` ([`Histogram::cdf`]).
+    pub latency_cdf: Vec<[f64; 2]>,
 }
 
 /// Prints one protocol line to stdout and flushes it.
@@ -189,6 +194,7 @@ pub async fn run_client(args: ClientArgs) -> anyhow::Result<()> {
 /// What a viewer task hands back at the end of the window.
 struct Report {
     id: usize,
+    stream: usize,
     slow: bool,
     frames: u64,
     repeats: u64,
@@ -207,11 +213,14 @@ async fn client_main(args: ClientArgs) -> anyhow::Result<()> {
     if args.viewers == 0 || args.slow > args.viewers {
         bail!("need 1 or more viewers and at most that many slow ones");
     }
+    if args.stream.is_empty() || args.stream.len() != args.created_unix_us.len() {
+        bail!("need one --created-unix-us per --stream");
+    }
     if !(args.duration > 0.0 && args.warmup >= 0.0) {
         bail!("duration must be > 0 and warmup >= 0");
     }
-    let url = format!("ws://{}/{}", args.addr, args.stream);
-    let n = args.viewers;
+    let per_stream = args.viewers;
+    let n = per_stream * args.stream.len();
     let (ready_tx, mut ready_rx) = mpsc::channel::<Result<(), String>>(n);
     let (report_tx, mut report_rx) = mpsc::channel::<Report>(n);
     let (window_tx, window_rx) = watch::channel::<Option<(Instant, Instant)>>(None);
@@ -219,13 +228,15 @@ async fn client_main(args: ClientArgs) -> anyhow::Result<()> {
     let connect_start = Instant::now();
     let mut tasks = Vec::with_capacity(n);
     for id in 0..n {
+        let (stream, k) = (id / per_stream, id % per_stream);
         let v = ViewerTask {
             id,
-            url: url.clone(),
-            slow: id >= n - args.slow,
+            stream,
+            url: format!("ws://{}/{}", args.addr, args.stream[stream]),
+            slow: k >= per_stream - args.slow,
             transport: args.transport,
             ack_delay: Duration::from_millis(args.ack_delay_ms),
-            created_unix_us: args.created_unix_us,
+            created_unix_us: args.created_unix_us[stream],
         };
         tasks.push(tokio::spawn(v.run(
             ready_tx.clone(),
@@ -284,6 +295,7 @@ async fn client_main(args: ClientArgs) -> anyhow::Result<()> {
             negative += r.negative;
             ViewerResult {
                 id: r.id,
+                stream: r.stream,
                 slow: r.slow,
                 frames: r.frames,
                 repeats: r.repeats,
@@ -303,6 +315,7 @@ async fn client_main(args: ClientArgs) -> anyhow::Result<()> {
         window_s,
         viewers,
         latency_fast: fast.summary(),
+        latency_cdf: fast.cdf(),
         latency_slow: slow.summary(),
         negative_latency_samples: negative,
         client_cpu_pct: (cpu1 - cpu0) / window_s * 100.0,
@@ -333,6 +346,7 @@ async fn client_main(args: ClientArgs) -> anyhow::Result<()> {
 /// One viewer: connection settings and what it measures.
 struct ViewerTask {
     id: usize,
+    stream: usize,
     url: String,
     slow: bool,
     transport: Transport,
@@ -441,6 +455,7 @@ impl ViewerTask {
 
         let mut rep = Some(Report {
             id: self.id,
+            stream: self.stream,
             slow: self.slow,
             frames: 0,
             repeats: 0,

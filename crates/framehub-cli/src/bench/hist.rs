@@ -101,6 +101,24 @@ impl Histogram {
         self.max_us as f64
     }
 
+    /// The distribution as `[latency ms, fraction of samples ≤ it]` at the
+    /// fractions 0, 0.01, …, 0.99, 0.995, 0.999 and 1 (the exact min and
+    /// max at the ends): enough for a CDF plot, bounded in size. Empty
+    /// without samples.
+    pub fn cdf(&self) -> Vec<[f64; 2]> {
+        if self.n == 0 {
+            return Vec::new();
+        }
+        let mut out: Vec<[f64; 2]> = (0..100)
+            .map(|i| f64::from(i) / 100.0)
+            .chain([0.995, 0.999])
+            .map(|q| [self.quantile_us(q) / 1000.0, q])
+            .collect();
+        out[0][0] = self.min_us as f64 / 1000.0;
+        out.push([self.max_us as f64 / 1000.0, 1.0]);
+        out
+    }
+
     /// Quantiles and extremes in milliseconds.
     pub fn summary(&self) -> LatencySummary {
         if self.n == 0 {
@@ -152,5 +170,20 @@ mod tests {
         assert_eq!(a.quantile_us(0.5), 0.5);
         assert_eq!(a.summary().max_ms, (u64::MAX / 2) as f64 / 1000.0);
         assert_eq!(Histogram::default().summary().samples, 0);
+        assert!(Histogram::default().cdf().is_empty());
+    }
+
+    #[test]
+    fn cdf_is_monotone_and_ends_at_the_extremes() {
+        let mut h = Histogram::default();
+        for us in [5_000u64, 7_000, 9_000, 20_000, 40_000] {
+            h.record(us);
+        }
+        let cdf = h.cdf();
+        assert_eq!(cdf.first().map(|p| p[0]), Some(5.0));
+        assert_eq!(cdf.last().copied(), Some([40.0, 1.0]));
+        assert!(cdf
+            .windows(2)
+            .all(|w| w[0][0] <= w[1][0] && w[0][1] <= w[1][1]));
     }
 }
