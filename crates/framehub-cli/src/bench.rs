@@ -87,6 +87,9 @@ pub struct BenchArgs {
     /// Where to write the JSON lines (overwritten).
     #[arg(long, default_value = "bench-results.jsonl")]
     pub out: PathBuf,
+    /// Also write the Markdown summary table (and the targets) to this file.
+    #[arg(long)]
+    pub table: Option<PathBuf>,
     /// Also draw SVG charts of the results into this directory (frames/s and
     /// CPU against viewers and streams, frames/s against resolution, latency
     /// CDFs; files overwritten).
@@ -775,8 +778,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
         }
     }
-    println!("\n{}", summary_table(&reports));
+    let table = summary_table(&reports);
+    println!("\n{table}");
     eprintln!("results: {}", args.out.display());
+    if let Some(path) = &args.table {
+        std::fs::write(path, &table).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("table: {}", path.display());
+    }
     if let Some(dir) = &args.plots {
         let rows = reports
             .iter()
