@@ -384,6 +384,8 @@ struct Scenario {
     rate: Rate,
     /// Publish the same picture every time (static content) instead of a new one.
     same_picture: bool,
+    /// The viewers list `framehub/patch`, as the browser client does (region updates).
+    patch: bool,
     transport: Transport,
 }
 
@@ -405,6 +407,7 @@ impl Scenario {
             ack_delay_ms: 0,
             rate: Rate::Saturate,
             same_picture: false,
+            patch: false,
             transport: id.own_transport(),
         };
         let ten = if quick { 4 } else { 10 };
@@ -471,10 +474,12 @@ impl Scenario {
             ScenarioId::Streams32 => streams(if quick { 4 } else { 32 }),
             ScenarioId::StaticRepeat => Scenario {
                 same_picture: true,
+                patch: true,
                 ..at_30("static: the same picture published at 30 fps", ten)
             },
             ScenarioId::StaticIdle => Scenario {
                 rate: Rate::Once,
+                patch: true,
                 ..at_30("static: one frame, then nothing", ten)
             },
             ScenarioId::Slowlink50 => slowlink(50),
@@ -569,6 +574,10 @@ struct ScenarioReport {
     /// `changing` (a new picture every publish), `same` (the same picture
     /// every publish) or `once` (one publish, then none).
     content: &'static str,
+    /// Whether the viewers listed `framehub/patch` (region updates).
+    patch: bool,
+    /// Region updates (`image_patch`) per second, median viewer (they count in frames/s).
+    patches_per_s: f64,
     /// Frames the max-rate publisher keeps in the hub (`--depth`; None at a fixed rate).
     publish_depth: Option<u32>,
     quick: bool,
@@ -1249,6 +1258,8 @@ async fn run_scenario(
             (_, true) => "same",
             _ => "changing",
         },
+        patch: sc.patch,
+        patches_per_s: median(&sorted(false, |v| v.patches as f64)) / result.window_s,
         publish_depth: matches!(sc.rate, Rate::Saturate).then_some(args.depth),
         quick: args.quick,
         window_s: result.window_s,
@@ -1359,6 +1370,7 @@ async fn drive_client(
         .args(["--addr", &addr.to_string()])
         .args(["--stream", &sc.stream_names().join(",")])
         .args(["--transport", &sc.transport.to_string()])
+        .args(sc.patch.then_some("--patch"))
         .args(["--viewers", &sc.viewers.to_string()])
         .args(["--slow", &sc.slow_viewers.to_string()])
         .args(["--ack-delay-ms", &sc.ack_delay_ms.to_string()])
@@ -1818,6 +1830,9 @@ fn summary_table(reports: &[ScenarioReport]) -> String {
             Some(s) => format!("{:.1} / {:.1} (slow {s:.1})", r.fps_min, r.fps_median),
             None => format!("{:.1} / {:.1}", r.fps_min, r.fps_median),
         };
+        if r.patches_per_s >= 0.05 {
+            let _ = write!(fps, " (incl. {:.1} patches)", r.patches_per_s);
+        }
         if r.repeats_per_s >= 0.05 {
             let _ = write!(fps, " + {:.1} repeats", r.repeats_per_s);
         }

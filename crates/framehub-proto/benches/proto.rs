@@ -87,6 +87,7 @@ fn frame(id: u64) -> FrameInfo {
         kind: FrameKind::Image {
             mime: "image/jpeg",
             still: false,
+            patch: None,
         },
         bytes: JPEG_BYTES,
         encode_ms: 2.0,

@@ -64,6 +64,10 @@ pub struct ClientArgs {
     /// Number of viewers (WebSockets) per stream.
     #[arg(long, default_value_t = 1)]
     pub viewers: usize,
+    /// Also list `framehub/patch` in `hello`, as the browser client does:
+    /// image viewers may then get region updates (`image_patch`).
+    #[arg(long)]
+    pub patch: bool,
     /// How many of each stream's viewers (the last ones) ack late.
     #[arg(long, default_value_t = 0)]
     pub slow: usize,
@@ -123,6 +127,9 @@ pub struct ViewerResult {
     pub repeats: u64,
     /// Bytes of the binary messages received (envelope header + image or access unit).
     pub bytes: u64,
+    /// Of the frame messages, region updates (`image_patch`; with `--patch`).
+    #[serde(default)]
+    pub patches: u64,
     /// Video: how many of those frames were keyframes.
     pub keyframes: u64,
     /// Video: bytes of the keyframe messages among `bytes`.
@@ -199,6 +206,7 @@ struct Report {
     frames: u64,
     repeats: u64,
     bytes: u64,
+    patches: u64,
     keyframes: u64,
     keyframe_bytes: u64,
     bitstream_errors: u64,
@@ -235,6 +243,7 @@ async fn client_main(args: ClientArgs) -> anyhow::Result<()> {
             url: format!("ws://{}/{}", args.addr, args.stream[stream]),
             slow: k >= per_stream - args.slow,
             transport: args.transport,
+            patch: args.patch,
             ack_delay: Duration::from_millis(args.ack_delay_ms),
             created_unix_us: args.created_unix_us[stream],
         };
@@ -300,6 +309,7 @@ async fn client_main(args: ClientArgs) -> anyhow::Result<()> {
                 frames: r.frames,
                 repeats: r.repeats,
                 bytes: r.bytes,
+                patches: r.patches,
                 keyframes: r.keyframes,
                 keyframe_bytes: r.keyframe_bytes,
                 bitstream_errors: r.bitstream_errors,
@@ -350,6 +360,7 @@ struct ViewerTask {
     url: String,
     slow: bool,
     transport: Transport,
+    patch: bool,
     ack_delay: Duration,
     created_unix_us: u64,
 }
@@ -380,9 +391,13 @@ impl ViewerTask {
             tokio_tungstenite::connect_async_with_config(self.url.as_str(), None, true)
                 .await
                 .with_context(|| format!("connecting to {}", self.url))?;
+        let mut supported = vec![self.transport.hello_format()];
+        if self.patch {
+            supported.push("framehub/patch");
+        }
         let hello = serde_json::json!({
             "type": "hello",
-            "supported": [self.transport.hello_format()],
+            "supported": supported,
             "device_pixel_ratio": 1.0,
         });
         ws.send(Message::Text(hello.to_string().into()))
@@ -460,6 +475,7 @@ impl ViewerTask {
             frames: 0,
             repeats: 0,
             bytes: 0,
+            patches: 0,
             keyframes: 0,
             keyframe_bytes: 0,
             bitstream_errors: 0,
@@ -520,7 +536,15 @@ impl ViewerTask {
                         let at = Instant::now();
                         let at_unix = now_unix_us();
                         let (seq, ts, keyframe) = match envelope::parse(&b) {
-                            Ok((FrameHeader::ImageFrame { seq, timestamp_us, .. } | FrameHeader::ImagePatch { seq, timestamp_us, .. }, _)) => (seq, timestamp_us, false),
+                            Ok((FrameHeader::ImageFrame { seq, timestamp_us, .. }, _)) => (seq, timestamp_us, false),
+                            Ok((FrameHeader::ImagePatch { seq, timestamp_us, .. }, _)) => {
+                                if let (Some(r), Some((t0, t1))) = (rep.as_mut(), window) {
+                                    if at >= t0 && at < t1 {
+                                        r.patches += 1;
+                                    }
+                                }
+                                (seq, timestamp_us, false)
+                            }
                             Ok((FrameHeader::VideoChunk { seq, timestamp_us, keyframe, .. }, au)) => {
                                 let mut verdict = check_access_unit(au, keyframe);
                                 if verdict.is_ok() && !keyframe && !had_keyframe {
