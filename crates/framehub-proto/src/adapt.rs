@@ -31,7 +31,7 @@ pub struct QualityTier {
     /// (1: full size, 2: half); the header keeps the stream's size and the
     /// client scales the picture up.
     pub scale_divisor: u32,
-    /// Target bit rate of video at this tier, bit/s (0 for image streams).
+    /// Target bit rate of video at this tier, bit/s.
     pub bitrate: u64,
 }
 

@@ -74,7 +74,7 @@ pub struct SessionConfig {
     /// Close a viewer that acked nothing for this long while frames were sent to it.
     pub idle_timeout: Duration,
     /// Adaptive quality (None: off): the controller's settings. It runs for
-    /// JPEG image sessions when `tiers` has more than one tier.
+    /// JPEG and H.264 sessions when `tiers` has more than one tier.
     pub adapt: Option<AdaptConfig>,
     /// The quality tiers the stream offers, best first (empty: one tier).
     pub tiers: Vec<QualityTier>,
@@ -568,6 +568,13 @@ impl Session {
             return;
         };
         self.tier_changes += 1;
+        if self.is_video() {
+            // Another tier is another H.264 chain: start it at a keyframe,
+            // asked for now (the tier's chain has not been asked yet).
+            self.need_keyframe = true;
+            self.keyframe_requested_at = Some(self.last_ack);
+            self.push_out(Output::RequestKeyframe);
+        }
         self.push_out(Output::Text(ServerMessage::SetQuality {
             bitrate: t.bitrate,
             fps: self.cfg.offer.fps,
@@ -741,8 +748,12 @@ impl Session {
             self.push_out(Output::RequestKeyframe);
             self.keyframe_requested_at = Some(now);
         }
-        let jpeg = neg.format == OutputFormat::Image(ImageFormat::Jpeg);
-        if let (Some(cfg), true) = (&self.cfg.adapt, jpeg && self.cfg.tiers.len() > 1) {
+        // Tiers for lossy outputs: JPEG (quality, size) and H.264 (bit rate).
+        let lossy = matches!(
+            neg.format,
+            OutputFormat::Image(ImageFormat::Jpeg) | OutputFormat::H264
+        );
+        if let (Some(cfg), true) = (&self.cfg.adapt, lossy && self.cfg.tiers.len() > 1) {
             let tiers = u8::try_from(self.cfg.tiers.len()).unwrap_or(u8::MAX);
             self.adapter = Some(Adapter::new(now, cfg.clone(), tiers));
         }

@@ -266,21 +266,27 @@ impl StreamConfig {
         self
     }
 
-    /// The quality tiers of this stream's JPEG viewers, best first: one tier
-    /// (the stream's `quality`) without adaptive quality; with it, that tier
-    /// and those of [`IMAGE_TIER_STEPS`] (each capped at the stream's
-    /// quality).
+    /// The quality tiers of this stream's JPEG and H.264 viewers, best
+    /// first: one tier (the stream's `quality` and `bitrate`) without
+    /// adaptive quality; with it, that tier and three below: the JPEG steps
+    /// of [`IMAGE_TIER_STEPS`] (each capped at the stream's quality) and, for
+    /// video, 1/2, 1/4 and 1/8 of the bit rate (each tier its own H.264
+    /// encoder, made when a viewer is at that tier).
     pub fn quality_tiers(&self) -> Vec<QualityTier> {
         let top = QualityTier {
             jpeg_quality: self.quality,
             scale_divisor: 1,
-            bitrate: 0,
+            bitrate: u64::from(self.bitrate),
         };
-        let lower = IMAGE_TIER_STEPS.iter().map(|&(q, d)| QualityTier {
-            jpeg_quality: q.min(self.quality),
-            scale_divisor: d,
-            bitrate: 0,
-        });
+        // Video: half the bit rate per tier down (the stream's, 1/2, 1/4, 1/8).
+        let lower = IMAGE_TIER_STEPS
+            .iter()
+            .zip(1u32..)
+            .map(|(&(q, d), i)| QualityTier {
+                jpeg_quality: q.min(self.quality),
+                scale_divisor: d,
+                bitrate: u64::from(self.bitrate >> i).max(1),
+            });
         match self.adaptive {
             Some(_) => std::iter::once(top).chain(lower).collect(),
             None => vec![top],

@@ -53,8 +53,8 @@ pub(crate) enum Job {
     Images(Arc<RawFrame>, Vec<(Variant, Option<Arc<RawFrame>>)>),
     /// Make `frame` into a lossless still for the lossy viewers.
     Still(Arc<RawFrame>),
-    /// Encode `frame` into the stream's H.264 chain, as a keyframe if `keyframe`.
-    Video(Arc<RawFrame>, bool),
+    /// Encode `frame` into the H.264 chain of video tier `.2`, as a keyframe if `keyframe`.
+    Video(Arc<RawFrame>, bool, u8),
     /// Encode the resting `frame` again into the H.264 chain as a
     /// high-quality keyframe (the video viewers' still).
     VideoStill(Arc<RawFrame>),
@@ -76,7 +76,6 @@ pub(crate) fn next_job(
     let Some(frame) = s.latest.clone() else {
         return Err(None);
     };
-    let demand = |f: OutputFormat| s.demand.get(&Variant::top(f)).copied().unwrap_or(0) > 0;
     let encoded = |f: OutputFormat| s.encoded.get(&Variant::top(f)).copied().unwrap_or(0);
     let mut wake: Option<Instant> = None;
     let mut earliest = |t: Instant| wake = Some(wake.map_or(t, |w: Instant| w.min(t)));
@@ -107,22 +106,36 @@ pub(crate) fn next_job(
         ));
     }
 
-    if stream.has_video() && worker == 0 {
-        let viewers = stream.video_viewers() > 0;
-        let new_frame = demand(OutputFormat::H264) && encoded(OutputFormat::H264) < frame.id;
-        let keyframe_allowed = s
-            .last_forced_keyframe
+    // Video: one chain per tier; tier t is encoded on thread t % ENCODE_THREADS.
+    let video_tiers = if stream.has_video() {
+        stream.video_tiers()
+    } else {
+        0
+    };
+    for tier in (0..video_tiers).filter(|t| usize::from(*t) % ENCODE_THREADS == worker) {
+        let out = Variant {
+            format: OutputFormat::H264,
+            tier,
+        };
+        let Some(k) = s.keyframes.get(usize::from(tier)) else {
+            continue;
+        };
+        let done = s.encoded.get(&out).copied().unwrap_or(0);
+        let viewers = stream.video_viewers_at(tier) > 0;
+        let new_frame = s.demand.get(&out).copied().unwrap_or(0) > 0 && done < frame.id;
+        let keyframe_allowed = k
+            .last_forced
             .is_none_or(|t| now >= t + KEYFRAME_MIN_INTERVAL);
-        if s.keyframe_requested && viewers {
+        if k.requested && viewers {
             // A new frame becomes the keyframe; the latest one is encoded
             // again only when the stream rests (no new frame is coming soon),
             // so viewers that have it are not sent it twice.
-            let fresh = encoded(OutputFormat::H264) < frame.id;
+            let fresh = done < frame.id;
             let resting_at = later(frame.published_at, KEYFRAME_MIN_INTERVAL);
             if keyframe_allowed && (fresh || now >= resting_at) {
-                return Ok(Job::Video(frame, true));
+                return Ok(Job::Video(frame, true, tier));
             }
-            if let Some(t) = s.last_forced_keyframe.filter(|_| !keyframe_allowed) {
+            if let Some(t) = k.last_forced.filter(|_| !keyframe_allowed) {
                 earliest(later(t, KEYFRAME_MIN_INTERVAL));
             }
             if !fresh {
@@ -130,7 +143,7 @@ pub(crate) fn next_job(
             }
         }
         if new_frame {
-            return Ok(Job::Video(frame, false));
+            return Ok(Job::Video(frame, false, tier));
         }
     }
 
@@ -148,7 +161,7 @@ pub(crate) fn next_job(
         let in_chain = encoded(OutputFormat::H264) >= frame.id;
         if stream.has_video()
             && worker == 0
-            && stream.video_viewers() > 0
+            && stream.video_viewers_at(0) > 0
             && in_chain
             && s.video_still < frame.id
         {
@@ -167,8 +180,9 @@ struct Worker {
     /// JPEG encoders by quality (one per tier in use).
     jpeg: std::collections::HashMap<u8, JpegEncoder>,
     png: PngEncoder,
+    /// H.264 chains by video tier (this thread's tiers; made on first use).
     #[cfg(feature = "h264")]
-    video: crate::video::VideoChain,
+    video: std::collections::HashMap<u8, crate::video::VideoChain>,
 }
 
 /// Runs encode thread `worker` of `stream` until the stream shuts down.
@@ -177,7 +191,7 @@ pub(crate) fn run(stream: Arc<StreamShared>, worker: usize) {
         jpeg: std::collections::HashMap::new(),
         png: PngEncoder::new(),
         #[cfg(feature = "h264")]
-        video: crate::video::VideoChain::new(&stream.cfg),
+        video: std::collections::HashMap::new(),
         stream,
     };
     loop {
@@ -210,12 +224,18 @@ pub(crate) fn run(stream: Arc<StreamShared>, worker: usize) {
                             }
                             Job::Still(f) => s.still = f.id,
                             Job::VideoStill(f) => s.video_still = f.id,
-                            Job::Video(f, key) => {
-                                s.encoded.insert(Variant::top(OutputFormat::H264), f.id);
+                            Job::Video(f, key, tier) => {
+                                let out = Variant {
+                                    format: OutputFormat::H264,
+                                    tier: *tier,
+                                };
+                                s.encoded.insert(out, f.id);
                                 s.last_encode = Some(now);
                                 if *key {
-                                    s.keyframe_requested = false;
-                                    s.last_forced_keyframe = Some(now);
+                                    if let Some(k) = s.keyframes.get_mut(usize::from(*tier)) {
+                                        k.requested = false;
+                                        k.last_forced = Some(now);
+                                    }
                                 }
                             }
                         }
@@ -241,8 +261,8 @@ pub(crate) fn run(stream: Arc<StreamShared>, worker: usize) {
                 }
             }
             Job::Still(frame) => w.encode_still(&frame),
-            Job::Video(frame, keyframe) => w.encode_video(&frame, keyframe, false),
-            Job::VideoStill(frame) => w.encode_video(&frame, true, true),
+            Job::Video(frame, keyframe, tier) => w.encode_video(&frame, keyframe, tier, false),
+            Job::VideoStill(frame) => w.encode_video(&frame, true, 0, true),
         }
     }
 }
@@ -402,26 +422,41 @@ impl Worker {
         }
     }
 
-    /// Encodes `frame` into the chain; `still`: as a sharper keyframe of a resting frame.
+    /// Encodes `frame` into the chain of video tier `tier` (made on first
+    /// use); `still`: as a sharper keyframe of a resting frame. Chains of
+    /// tiers nobody watches any more are dropped.
     #[cfg(feature = "h264")]
-    fn encode_video(&mut self, frame: &RawFrame, keyframe: bool, still: bool) {
+    fn encode_video(&mut self, frame: &RawFrame, keyframe: bool, tier: u8, still: bool) {
+        let stream = Arc::clone(&self.stream);
+        self.video
+            .retain(|t, _| *t == 0 || stream.video_viewers_at(*t) > 0);
+        let chain = self.video.entry(tier).or_insert_with(|| {
+            let bitrate = stream.tier(tier).bitrate;
+            crate::video::VideoChain::new(&stream.cfg, tier, bitrate)
+        });
         let chunk = if still {
-            self.stream.video_stills.fetch_add(1, Ordering::Relaxed);
-            self.video.encode_still(&self.stream, frame)
+            stream.video_stills.fetch_add(1, Ordering::Relaxed);
+            chain.encode_still(&stream, frame)
         } else {
-            self.video.encode(&self.stream, frame, keyframe)
+            chain.encode(&stream, frame, keyframe)
         };
         if let Some(chunk) = chunk {
-            if let Some(c) = self.stream.encodes.get(&Variant::top(OutputFormat::H264)) {
+            let out = Variant {
+                format: OutputFormat::H264,
+                tier,
+            };
+            if let Some(c) = stream.encodes.get(&out) {
                 c.fetch_add(1, Ordering::Relaxed);
             }
             // No receiver is not an error: every video viewer may have left.
-            let _ = self.stream.video.send(Arc::new(chunk));
+            if let Some(tx) = stream.video.get(usize::from(tier)) {
+                let _ = tx.send(Arc::new(chunk));
+            }
         }
     }
 
     #[cfg(not(feature = "h264"))]
-    fn encode_video(&mut self, _frame: &RawFrame, _keyframe: bool, _still: bool) {}
+    fn encode_video(&mut self, _frame: &RawFrame, _keyframe: bool, _tier: u8, _still: bool) {}
 }
 
 /// The order of frames in an image slot: by frame id, a still after the lossy frame of the same id.

@@ -70,11 +70,18 @@ pub(crate) struct Shared {
     pub video_still: u64,
     /// When the last frame was encoded (for the `fps` cap).
     pub last_encode: Option<Instant>,
-    /// A video viewer asked for a keyframe (coalesced until it is made).
-    pub keyframe_requested: bool,
-    /// When the last keyframe was forced (for the rate limit).
-    pub last_forced_keyframe: Option<Instant>,
+    /// Per video tier (index = tier): keyframe requests and their rate limit.
+    pub keyframes: Vec<KeyframeState>,
     pub shutdown: bool,
+}
+
+/// The keyframe bookkeeping of one H.264 chain (one per video tier).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct KeyframeState {
+    /// A video viewer asked for a keyframe (coalesced until it is made).
+    pub requested: bool,
+    /// When the last keyframe was forced (for the rate limit).
+    pub last_forced: Option<Instant>,
 }
 
 /// What a viewer registry entry holds.
@@ -110,9 +117,11 @@ pub(crate) struct StreamShared {
     pub(crate) patches: AtomicU64,
     /// Viewers that take region updates (`framehub/patch`).
     pub(crate) patch_viewers: AtomicUsize,
-    /// The H.264 access units, in order, to every video viewer (bounded: a
-    /// viewer that lags behind loses units and waits for a keyframe).
-    pub(crate) video: tokio::sync::broadcast::Sender<Arc<Encoded>>,
+    /// Per video tier (index = tier; one without adaptive quality): the
+    /// H.264 access units of that tier's chain, in order, to its viewers
+    /// (bounded: a viewer that lags behind loses units and waits for a
+    /// keyframe).
+    pub(crate) video: Vec<tokio::sync::broadcast::Sender<Arc<Encoded>>>,
     /// The codec string of the current H.264 stream (`avc1.PPCCLL`).
     pub(crate) codec: Mutex<String>,
     published: AtomicU64,
@@ -159,6 +168,7 @@ fn probe_codec(_width: u32, _height: u32, _cfg: &StreamConfig) -> String {
 impl StreamShared {
     pub fn new(name: String, width: u32, height: u32, cfg: StreamConfig) -> Arc<Self> {
         let tiers = cfg.quality_tiers();
+        let video_tiers = tiers.len();
         // Every image format at tier 0, and JPEG at each lower tier.
         let outputs: Vec<Variant> = IMAGE_FORMATS
             .iter()
@@ -176,7 +186,10 @@ impl StreamShared {
         let counted: Vec<Variant> = outputs
             .iter()
             .copied()
-            .chain([Variant::top(OutputFormat::H264)])
+            .chain((0..video_tiers).map(|t| Variant {
+                format: OutputFormat::H264,
+                tier: u8::try_from(t).unwrap_or(u8::MAX),
+            }))
             .collect();
         let events = EventQueue::new(
             cfg.event_queue,
@@ -195,8 +208,7 @@ impl StreamShared {
                 still: 0,
                 video_still: 0,
                 last_encode: None,
-                keyframe_requested: false,
-                last_forced_keyframe: None,
+                keyframes: vec![KeyframeState::default(); video_tiers],
                 shutdown: false,
             }),
             wake: Condvar::new(),
@@ -215,7 +227,9 @@ impl StreamShared {
             video_stills: AtomicU64::new(0),
             patches: AtomicU64::new(0),
             patch_viewers: AtomicUsize::new(0),
-            video: tokio::sync::broadcast::channel(VIDEO_CHANNEL).0,
+            video: (0..video_tiers)
+                .map(|_| tokio::sync::broadcast::channel(VIDEO_CHANNEL).0)
+                .collect(),
             codec: Mutex::new(codec),
             published: AtomicU64::new(0),
             publish_times: Mutex::new(Default::default()),
@@ -301,25 +315,38 @@ impl StreamShared {
         self.patch_viewers.load(Ordering::Relaxed)
     }
 
-    /// Viewers subscribed to the H.264 chain.
-    pub fn video_viewers(&self) -> usize {
-        self.video.receiver_count()
+    /// Viewers subscribed to the H.264 chain of video tier `tier`.
+    pub fn video_viewers_at(&self, tier: u8) -> usize {
+        self.video
+            .get(usize::from(tier))
+            .map_or(0, |v| v.receiver_count())
     }
 
-    /// A video viewer needs a keyframe; requests are coalesced and rate-limited
-    /// by the encode thread (see `encode::KEYFRAME_MIN_INTERVAL`).
-    pub fn request_keyframe(&self) {
+    /// The video tiers: one H.264 chain each (index = tier).
+    pub fn video_tiers(&self) -> u8 {
+        u8::try_from(self.video.len()).unwrap_or(u8::MAX)
+    }
+
+    /// A video viewer of tier `tier` needs a keyframe; requests are coalesced
+    /// and rate-limited by the encode thread (see `encode::KEYFRAME_MIN_INTERVAL`).
+    pub fn request_keyframe(&self, tier: u8) {
         let mut s = lock(&self.shared);
-        if !s.keyframe_requested {
-            s.keyframe_requested = true;
+        let Some(k) = s.keyframes.get_mut(usize::from(tier)) else {
+            return;
+        };
+        if !k.requested {
+            k.requested = true;
             drop(s);
             self.wake.notify_all();
         }
     }
 
     /// Subscribes a video viewer to the stream's access units.
-    pub fn subscribe_video(&self) -> tokio::sync::broadcast::Receiver<Arc<Encoded>> {
-        self.video.subscribe()
+    pub fn subscribe_video(
+        &self,
+        tier: u8,
+    ) -> Option<tokio::sync::broadcast::Receiver<Arc<Encoded>>> {
+        self.video.get(usize::from(tier)).map(|v| v.subscribe())
     }
 
     pub fn publish(&self, frame: Frame<'_>) -> Result<(), Error> {

@@ -31,7 +31,7 @@ const FPS_ALPHA: f64 = 0.1;
 /// Encodes one black frame of `width` × `height` with `cfg`'s settings and
 /// returns the codec string of its SPS (None when the encoder cannot be made).
 pub(crate) fn probe_codec(width: u32, height: u32, cfg: &StreamConfig) -> Option<String> {
-    let chain = VideoChain::new(cfg);
+    let chain = VideoChain::new(cfg, 0, u64::from(cfg.bitrate));
     // One slice: slices leave the SPS as it is, and spare the probe
     // OpenH264's threads and its first, dropped picture.
     let probe = H264Config {
@@ -65,17 +65,20 @@ pub(crate) struct VideoChain {
 }
 
 impl VideoChain {
-    pub fn new(cfg: &StreamConfig) -> Self {
+    /// The chain of video tier `tier` at `bitrate` bit/s. Its access units
+    /// are numbered from `tier` × 2^56 + 1, so units of two chains are never
+    /// consecutive: a viewer moved to another tier waits for a keyframe.
+    pub fn new(cfg: &StreamConfig, tier: u8, bitrate: u64) -> Self {
         let fps = cfg.fps.unwrap_or(30.0);
         VideoChain {
             encoder: None,
             cfg: H264Config {
-                bitrate_bps: cfg.bitrate,
+                bitrate_bps: u32::try_from(bitrate).unwrap_or(u32::MAX).max(64_000),
                 fps: fps as f32,
                 keyframe_interval_s: cfg.keyframe_interval.as_secs_f32(),
                 ..H264Config::default()
             },
-            next_chunk: 1,
+            next_chunk: (u64::from(tier) << 56) + 1,
             last_encode: None,
             fps,
             told_fps: fps,

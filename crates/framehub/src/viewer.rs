@@ -147,6 +147,8 @@ pub(crate) async fn run<S, E>(
     };
     // The image output this viewer watches (its format at its quality tier).
     let mut watching: Option<Variant> = None;
+    // The video tier whose H.264 chain this viewer receives.
+    let mut video_tier: u8 = 0;
     // Image viewers watch their format's latest frame; video viewers receive
     // every access unit of the stream's H.264 chain, in order.
     let mut frames: Option<watch::Receiver<Option<Arc<Encoded>>>> = None;
@@ -175,7 +177,7 @@ pub(crate) async fn run<S, E>(
                         principal = session.principal().cloned();
                         demand.output = Some(Variant::top(neg.format));
                         if neg.format == OutputFormat::H264 {
-                            video = Some(stream.subscribe_video());
+                            video = stream.subscribe_video(0);
                             if neg.still_png {
                                 // Lossless stills come through the lossy image channel.
                                 watching =
@@ -265,7 +267,8 @@ pub(crate) async fn run<S, E>(
                         event,
                     });
                 }
-                Output::RequestKeyframe => stream.request_keyframe(),
+                // The chain of the session's tier (the driver follows it below).
+                Output::RequestKeyframe => stream.request_keyframe(session.tier()),
                 Output::Close { code, reason } => {
                     counters.count_close(code);
                     if code == close_code::INTERNAL {
@@ -297,6 +300,18 @@ pub(crate) async fn run<S, E>(
                     current = Some(enc);
                 }
                 frames = Some(rx);
+            }
+        }
+        if video.is_some() && video_tier != session.tier() {
+            tier_changed = true;
+            if let Some(rx) = stream.subscribe_video(session.tier()) {
+                video_tier = session.tier();
+                demand.switch(Variant {
+                    format: OutputFormat::H264,
+                    tier: video_tier,
+                });
+                // The session asked that chain for a keyframe already.
+                video = Some(rx);
             }
         }
         demand.set(session.wants_frames());

@@ -243,3 +243,93 @@ async fn viewers_on_one_tier_share_its_encode() {
         "{encodes} encodes for {frames_at_tiers} frames sent: shared, not per viewer"
     );
 }
+
+/// A video viewer: acks each unit `delay(elapsed)` after it arrived and
+/// decodes every unit in order (a unit after a tier change must start a
+/// decodable chain). Returns the tiers it was told and, per unit, whether it
+/// was a keyframe and the tier in force when it came.
+async fn view_video(
+    mut c: Client,
+    secs: f64,
+    delay: impl Fn(Duration) -> Duration,
+) -> (Vec<u64>, Vec<(bool, u64)>) {
+    let mut dec = openh264::decoder::Decoder::new().unwrap();
+    let (mut told, mut units) = (vec![], vec![]);
+    let mut tier = 0;
+    let t0 = Instant::now();
+    while t0.elapsed().as_secs_f64() < secs {
+        match c.recv_within(Duration::from_millis(200)).await {
+            Some(Received::Frame(h, payload)) => {
+                let FrameHeader::VideoChunk { keyframe, .. } = h else {
+                    panic!("{h:?}");
+                };
+                // Deltas are only ever sent after a keyframe of their chain.
+                dec.decode(&payload).expect("every unit decodes");
+                units.push((keyframe, tier));
+                let d = delay(t0.elapsed());
+                if !d.is_zero() {
+                    tokio::time::sleep(d).await;
+                }
+                c.ack(h.seq()).await;
+            }
+            Some(Received::Text(v)) if v["type"] == "set_quality" => {
+                tier = v["tier"].as_u64().unwrap();
+                told.push(tier);
+                assert_eq!(v["bitrate"].as_u64(), Some(800_000 >> tier), "{v}");
+            }
+            Some(Received::Close(code, why)) => panic!("closed {code} {why}"),
+            _ => {}
+        }
+    }
+    (told, units)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_video_viewer_moves_to_a_lower_bitrate_chain_and_back() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let cfg = StreamConfig::default()
+        .still_after(None)
+        .h264(true)
+        .bitrate(800_000)
+        .adaptive_with(quick());
+    let stream = server.add_stream("s", 160, 120, cfg).unwrap();
+    const VIDEO: &[&str] = &["webcodecs/h264-annexb", "image/jpeg"];
+    let fast = Client::open(addr, "/s", VIDEO).await;
+    let slow = Client::open(addr, "/s", VIDEO).await;
+    assert_eq!(slow.config.as_ref().unwrap()["transport"], "webcodecs");
+    let stop = Arc::new(AtomicBool::new(false));
+    let pubr = publisher(stream.clone(), Arc::clone(&stop));
+    let slow_link = |t: Duration| {
+        if t > Duration::from_secs(1) && t < Duration::from_secs(3) {
+            Duration::from_millis(400)
+        } else {
+            Duration::ZERO
+        }
+    };
+    let ((fast_told, fast_units), (told, units)) = tokio::join!(
+        view_video(fast, 8.0, |_| Duration::ZERO),
+        view_video(slow, 8.0, slow_link)
+    );
+    stop.store(true, Ordering::Relaxed);
+    pubr.join().unwrap();
+    assert!(fast_told.is_empty(), "the fast viewer stays: {fast_told:?}");
+    assert!(fast_units.len() > units.len());
+    assert!(told.first() == Some(&1), "stepped down: {told:?}");
+    assert_eq!(told.last(), Some(&0), "and back up: {told:?}");
+    // Each chain the viewer joined came with a keyframe.
+    for t in told
+        .iter()
+        .copied()
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        assert!(
+            units.iter().any(|u| u.1 == t && u.0),
+            "a keyframe at tier {t}: {units:?}"
+        );
+    }
+    assert!(
+        stream.encode_count_at(OutputFormat::H264, 1) > 0,
+        "tier 1 chain used"
+    );
+}
