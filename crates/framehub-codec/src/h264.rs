@@ -1220,8 +1220,31 @@ mod tests {
         px
     }
 
-    /// Timings (release build):
-    /// `cargo test --release -p framehub-codec -- --ignored --nocapture h264_speed`
+    /// CPU time run so far, in ms: of the calling thread, and of the whole
+    /// process (every thread: OpenH264's slice threads included). Linux
+    /// (`/proc/*/schedstat`, field 1, ns); 0 elsewhere.
+    fn cpu_ms() -> (f64, f64) {
+        let ns = |path: &std::path::Path| -> f64 {
+            std::fs::read_to_string(path)
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+                .unwrap_or(0.0)
+                / 1e6
+        };
+        let own = ns(std::path::Path::new("/proc/thread-self/schedstat"));
+        let all = std::fs::read_dir("/proc/self/task")
+            .map(|d| d.flatten().map(|e| ns(&e.path().join("schedstat"))).sum())
+            .unwrap_or(0.0);
+        (own, all)
+    }
+
+    /// Timings per stage (release build, a quiet machine):
+    /// `cargo test --release -p framehub-codec --lib -- --ignored --nocapture h264_speed`
+    ///
+    /// For each size, picture and thread count: RGBA -> I420 conversion;
+    /// then the encode (conversion included) per frame: wall time, CPU of
+    /// the calling thread (conversion and OpenH264's serial part), CPU of
+    /// the process (all OpenH264 threads), bytes and luma PSNR.
     #[test]
     #[ignore]
     fn h264_speed() {
@@ -1244,34 +1267,58 @@ mod tests {
                     rgb_to_i420(&img(px, w, h), &mut planes).unwrap();
                 }
                 let convert_ms = t.elapsed().as_secs_f64() * 1e3 / f64::from(frames);
-                let mut enc = H264Encoder::new(w, h, H264Config::default()).unwrap();
-                let (mut bytes, mut key_bytes, mut keys) = (0usize, 0usize, 0usize);
-                let mut times = Vec::new();
-                for (i, px) in pictures.iter().enumerate() {
-                    let t1 = Instant::now();
-                    let au = enc
-                        .encode(&img(px, w, h), i as u64 * 33_333, false)
-                        .unwrap();
-                    times.push(t1.elapsed().as_secs_f64() * 1e3);
-                    bytes += au.data.len();
-                    if au.keyframe {
-                        keys += 1;
-                        key_bytes += au.data.len();
+                eprintln!("{w}x{h} {content}: RGBA->I420 {convert_ms:.2} ms per frame");
+                for threads in [1u16, 2] {
+                    let cfg = H264Config {
+                        threads,
+                        ..H264Config::default()
+                    };
+                    let mut enc = H264Encoder::new(w, h, cfg).unwrap();
+                    let (mut bytes, mut key_bytes, mut keys) = (0usize, 0usize, 0usize);
+                    let mut times = Vec::new();
+                    let mut units = Vec::new();
+                    let (own0, all0) = cpu_ms();
+                    for (i, px) in pictures.iter().enumerate() {
+                        let t1 = Instant::now();
+                        let au = enc
+                            .encode(&img(px, w, h), i as u64 * 33_333, false)
+                            .unwrap();
+                        times.push(t1.elapsed().as_secs_f64() * 1e3);
+                        bytes += au.data.len();
+                        if au.keyframe {
+                            keys += 1;
+                            key_bytes += au.data.len();
+                        }
+                        units.push(au);
                     }
+                    let (own1, all1) = cpu_ms();
+                    let mut dec = Decoder::new().unwrap();
+                    let psnrs: Vec<f64> = units
+                        .iter()
+                        .zip(&pictures)
+                        .map(|(au, px)| {
+                            let (y, _, _) = decode(&mut dec, au).unwrap();
+                            psnr(&y, &rgb_to_i420_bt709(&img(px, w, h)).unwrap().y)
+                        })
+                        .collect();
+                    let mean = times.iter().sum::<f64>() / times.len() as f64;
+                    times.sort_by(f64::total_cmp);
+                    let median = times[times.len() / 2];
+                    let per_frame = bytes as f64 / f64::from(frames);
+                    let psnr_mean = psnrs.iter().sum::<f64>() / psnrs.len() as f64;
+                    eprintln!(
+                        "  {threads} thread(s), {} slice(s), {}: wall mean {mean:.2} / median {median:.2} ms; \
+                         CPU calling thread {:.2}, all threads {:.2} ms per frame; \
+                         {per_frame:.0} B/frame = {:.2} Mbit/s at 30 fps (target 4); {keys} keyframes, avg {:.0} B; \
+                         luma PSNR mean {psnr_mean:.2} dB",
+                        enc.slices(),
+                        enc.codec_string(),
+                        (own1 - own0) / f64::from(frames),
+                        (all1 - all0) / f64::from(frames),
+                        per_frame * 8.0 * 30.0 / 1e6,
+                        key_bytes as f64 / keys.max(1) as f64
+                    );
                 }
-                let mean = times.iter().sum::<f64>() / times.len() as f64;
-                times.sort_by(f64::total_cmp);
-                let median = times[times.len() / 2];
-                let p95 = times[times.len() * 95 / 100];
-                let per_frame = bytes as f64 / f64::from(frames);
-                eprintln!(
-                    "{w}x{h} {content} {}: encode mean {mean:.2} / median {median:.2} / p95 {p95:.2} ms per frame \
-                     (incl. RGBA->I420 {convert_ms:.2} ms); {per_frame:.0} B/frame = {:.2} Mbit/s at 30 fps \
-                     (target 4); {keys} keyframes, avg {:.0} B",
-                    enc.codec_string(),
-                    per_frame * 8.0 * 30.0 / 1e6,
-                    key_bytes as f64 / keys.max(1) as f64
-                );
             }
         }
     }
