@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use crate::config::{ResizePolicy, StreamConfig};
 use crate::events::{lock, EventQueue, ViewerEvent};
-use crate::frame::{Frame, RawFrame};
+use crate::frame::{Frame, FramePool, RawFrame};
 use crate::server::Server;
 use crate::Error;
 use framehub_proto::Principal;
@@ -135,6 +135,8 @@ pub(crate) struct StreamShared {
     target: Mutex<TargetSize>,
     /// Whether the last downscale hint said "every viewer wants less".
     downscaled: std::sync::atomic::AtomicBool,
+    /// Buffers of frames the hub dropped, for the next `publish` to copy into.
+    pool: FramePool,
 }
 
 /// The size a controlling viewer asked for (see [`crate::ResizePolicy::Controller`]).
@@ -237,6 +239,7 @@ impl StreamShared {
             viewer_tasks: std::sync::atomic::AtomicUsize::new(0),
             target: Mutex::new(TargetSize::default()),
             downscaled: std::sync::atomic::AtomicBool::new(false),
+            pool: FramePool::default(),
         })
     }
 
@@ -350,7 +353,7 @@ impl StreamShared {
     }
 
     pub fn publish(&self, frame: Frame<'_>) -> Result<(), Error> {
-        let (data, width, height, layout) = frame.into_owned_tight()?;
+        let (data, width, height, layout) = frame.into_owned_tight(&self.pool)?;
         let now = Instant::now();
         let raw = Arc::new(RawFrame {
             id: self.next_frame_id.fetch_add(1, Ordering::Relaxed),
