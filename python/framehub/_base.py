@@ -80,6 +80,18 @@ class StreamBase(Generic[S]):
         return self._native.events_dropped
 
     @property
+    def frame_pending(self) -> bool:
+        """Whether the latest frame published still waits for an encoder.
+
+        While it does, a new ``publish()`` replaces it before any viewer saw
+        it, so a program that renders on demand can skip rendering until
+        this turns ``False``. ``False`` before the first publish; stays
+        ``True`` while no viewer can take a frame (none connected, or every
+        one out of credit).
+        """
+        return self._native.frame_pending
+
+    @property
     def port(self) -> int:
         """The hub's port."""
         return self._server.port

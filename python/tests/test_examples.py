@@ -77,3 +77,20 @@ async def test_matplotlib_example_pans_and_zooms_from_browser_events() -> None:
     text = out.decode()
     assert proc.returncode == 0, err.decode()
     assert "zoom" in text and "pan" in text, text
+
+
+def test_publish_benchmark_smoke_run() -> None:
+    # A tiny, short run of python/bench/publish_bench.py (its Python viewer):
+    # it must run to the end and print its JSON line. No figure is judged.
+    bench = EXAMPLES.parent / "bench" / "publish_bench.py"
+    r = subprocess.run(
+        [sys.executable, str(bench), "--width", "64", "--height", "48", "--seconds", "1", "--framehub", "none"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["viewer"] == "python websockets"
+    assert out["publish_calls"] > 0 and out["delivered_fps"] > 0
+    assert out["mean_frame_bytes"] > 0

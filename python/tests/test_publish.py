@@ -162,3 +162,38 @@ async def test_publishing_from_a_plain_thread() -> None:
         await viewer.close()
     finally:
         await display.aclose()
+
+
+async def test_publish_copies_so_the_array_can_be_reused_at_once() -> None:
+    # The hub recycles frame buffers; what a viewer gets must be the frame
+    # as it was at publish(), whatever the program writes into the array next.
+    display = await framehub.serve(64, 48, port=0)
+    try:
+        viewer = await open_viewer(display.ws_url)
+        frame = solid(48, 64, (200, 30, 60))
+        colours = [(200, 30, 60), (20, 200, 60), (20, 30, 220)]
+        for colour in colours:
+            frame[:] = colour
+            display.publish(frame)
+            frame[:] = (255, 255, 255)  # overwritten at once, before any encode
+            header, payload = await viewer.frame()
+            assert np.abs(decode_image(payload).reshape(-1, 3).mean(0) - colour).max() < 10
+            await viewer.ack(header["seq"])
+    finally:
+        await display.aclose()
+
+
+async def test_frame_pending_follows_the_encoder() -> None:
+    display = await framehub.serve(64, 48, port=0)
+    try:
+        assert display.frame_pending is False  # nothing published yet
+        display.publish(solid(48, 64, (1, 2, 3)))
+        # No viewer: nothing takes it.
+        await asyncio.sleep(0.1)
+        assert display.frame_pending is True
+        viewer = await open_viewer(display.ws_url)
+        header, _ = await viewer.frame()
+        assert display.frame_pending is False  # encoded and sent
+        await viewer.ack(header["seq"])
+    finally:
+        await display.aclose()

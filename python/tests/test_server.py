@@ -123,10 +123,16 @@ async def test_settings_are_checked() -> None:
         with pytest.raises(ValueError, match="image_format"):
             server.add_stream("a", 16, 16, image_format="gif")
         # Not available yet: only the "off" value is accepted.
-        for key in ("adaptive", "gpu"):
+        for key, why in (
+            ("adaptive", "adaptive quality is not available yet"),
+            ("gpu", "GPU encoding is not available in framehub: it encodes on the CPU"),
+        ):
             server.add_stream(f"off-{key}", 16, 16, **{key: False})
-            with pytest.raises(NotImplementedError, match=f"{key} is not available yet"):
-                server.add_stream("a", 16, 16, **{key: True})
+            server.add_stream(f"none-{key}", 16, 16, **{key: None})
+            for on in (True, "auto", 1):
+                with pytest.raises(NotImplementedError, match=f"{key}={on!r}: {why}") as e:
+                    server.add_stream("a", 16, 16, **{key: on})
+                assert f"{key} accepts only None or False" in str(e.value)
         d = server.add_stream(
             "full",
             16,

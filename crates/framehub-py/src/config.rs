@@ -86,8 +86,8 @@ pub(crate) fn stream_config(
             "events_per_second" => c.events_per_second = non_negative(v, k, false)?,
             "event_burst" => c.event_burst = non_negative(v, k, false)?,
             "idle_timeout" => c.idle_timeout = duration(v, k, false)?,
-            "adaptive" => off_only(v, k)?,
-            "gpu" => off_only(v, k)?,
+            "adaptive" => off_only(v, k, ADAPTIVE_MISSING)?,
+            "gpu" => off_only(v, k, GPU_MISSING)?,
             _ => {
                 return Err(PyTypeError::new_err(format!(
                     "{caller}() got an unexpected keyword argument '{key}' (stream settings: {})",
@@ -202,15 +202,27 @@ fn image_format(v: &Bound<'_, PyAny>) -> PyResult<ImageFormat> {
     }
 }
 
-/// A pdum.rfb setting the hub does not implement yet: only its off value
-/// (`None` or `False`) is accepted.
-fn off_only(v: &Bound<'_, PyAny>, name: &str) -> PyResult<()> {
+/// Why `adaptive=True` is refused: pdum.rfb's adaptive quality (quality
+/// and rate following each viewer's link) is not in the hub yet.
+const ADAPTIVE_MISSING: &str = "adaptive quality is not available yet in framehub: \
+     set quality (and fps) yourself";
+
+/// Why `gpu=True` is refused: the hub encodes on the CPU only
+/// (libjpeg-turbo, the `png` crate, OpenH264); it has no GPU encoder.
+const GPU_MISSING: &str = "GPU encoding is not available in framehub: it encodes on the CPU \
+     (libjpeg-turbo, png, OpenH264)";
+
+/// A pdum.rfb setting the hub does not implement: `None` and `False` are
+/// accepted (and change nothing); anything else raises
+/// `NotImplementedError` with `why`.
+fn off_only(v: &Bound<'_, PyAny>, name: &str, why: &str) -> PyResult<()> {
     let off = v.is_none() || v.cast::<PyBool>().is_ok_and(|b| !b.is_true());
     if off {
         Ok(())
     } else {
         Err(PyNotImplementedError::new_err(format!(
-            "{name} is not available yet in framehub (accepted only as None or False)"
+            "{name}={}: {why} ({name} accepts only None or False)",
+            v.repr().map_or_else(|_| "?".to_string(), |r| r.to_string())
         )))
     }
 }

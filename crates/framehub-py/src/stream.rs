@@ -423,6 +423,14 @@ impl Stream {
         self.stream.events_dropped()
     }
 
+    /// Whether the latest frame published still waits for an encoder (see
+    /// the Rust `Stream::frame_pending`): a frame published now would
+    /// replace it unseen. False before the first publish.
+    #[getter]
+    fn frame_pending(&self) -> bool {
+        self.stream.frame_pending()
+    }
+
     fn __repr__(&self) -> String {
         let (w, h) = self.stream.size();
         format!("<framehub Stream '{}' {w}x{h}>", self.stream.name())
