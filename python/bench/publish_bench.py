@@ -1,9 +1,9 @@
 """Benchmark of the Python publisher: CPU per publish() and frames delivered,
 next to the pure-Rust figure of the same case.
 
-A Python publisher thread publishes 1280x720 RGB numpy frames into a
-framehub stream (the package's synchronous API, ``framehub.sync``) while one
-viewer receives them and acks each at once. The case is ``framehub bench``'s
+A Python publisher loop (on the main thread) publishes 1280x720 RGB numpy
+frames into a framehub stream (the package's synchronous API,
+``framehub.sync``) while one viewer receives them and acks each at once. The case is ``framehub bench``'s
 scenario **a** (1 viewer, 1280x720 JPEG q80, publisher as fast as the hub
 takes frames), replayed from Python:
 
@@ -172,11 +172,12 @@ def process_cpu_s() -> float:
     return t.user + t.system
 
 
-class Publisher(threading.Thread):
-    """The publisher loop (see the module's doc), on its own thread."""
+class Publisher:
+    """The publisher loop (see the module's doc). It runs on the main
+    thread, as a program's render loop usually does; ``stop`` and
+    ``measuring`` are set by the thread that reads the viewer."""
 
     def __init__(self, display: Any, pictures: list[np.ndarray], pace: bool) -> None:
-        super().__init__(name="bench-publisher", daemon=True)
         self.display = display
         self.pictures = pictures
         self.pace = pace
@@ -186,13 +187,6 @@ class Publisher(threading.Thread):
         self.cpu: list[float] = []
         self.copy: list[float] = []
         self.calls = 0
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self.loop()
-        except BaseException as e:  # reported by the main thread
-            self.error = e
 
     def loop(self) -> None:
         display, pictures = self.display, self.pictures
@@ -258,34 +252,43 @@ def run_python(args: argparse.Namespace, framehub_bin: Path | None) -> dict[str,
         viewer = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert viewer.stdout is not None and viewer.stdin is not None
         publisher = Publisher(display, pictures, args.pace == "pending")
-        publisher.start()
-        cpu_start = cpu_end = 0.0
-        result: dict[str, Any] | None = None
+        cpu = [0.0, 0.0]
+        got: dict[str, Any] = {}
+
+        def read_viewer() -> None:
+            # The viewer's lines: the window's edges, then its result.
+            try:
+                for line in viewer.stdout:  # type: ignore[union-attr]
+                    msg = json.loads(line)
+                    phase = msg.get("phase")
+                    if phase == "start":
+                        cpu[0] = process_cpu_s()
+                        publisher.measuring = True
+                    elif phase == "end":
+                        publisher.measuring = False
+                        cpu[1] = process_cpu_s()
+                    elif phase in ("result", "error"):
+                        got[phase] = msg
+                        break
+            finally:
+                publisher.stop.set()
+
+        reader = threading.Thread(target=read_viewer, name="bench-viewer-reader", daemon=True)
+        reader.start()
         try:
-            for line in viewer.stdout:
-                msg = json.loads(line)
-                phase = msg.get("phase")
-                if phase == "start":
-                    cpu_start = process_cpu_s()
-                    publisher.measuring = True
-                elif phase == "end":
-                    publisher.measuring = False
-                    cpu_end = process_cpu_s()
-                elif phase == "result":
-                    result = msg
-                    break
-                elif phase == "error":
-                    raise SystemExit(f"viewer: {msg.get('message')}")
+            publisher.loop()
         finally:
             publisher.stop.set()
-            publisher.join()
+            reader.join(30)
             viewer.stdin.write("\n")
             viewer.stdin.close()
             viewer.wait(15)
-        if publisher.error is not None:
-            raise publisher.error
+        if "error" in got:
+            raise SystemExit(f"viewer: {got['error'].get('message')}")
+        result = got.get("result")
         if result is None or not publisher.wall:
             raise SystemExit("the viewer gave no result")
+        cpu_start, cpu_end = cpu
     finally:
         display.close()
 

@@ -60,9 +60,10 @@ impl<'a> Frame<'a> {
     }
 
     /// Checks the shape and turns the frame into an owned, tightly packed
-    /// buffer: an owned, tightly packed frame is taken as it is; a borrowed
-    /// (or padded) one is copied once, into a buffer from `pool` when one
-    /// of the right size is idle.
+    /// buffer: an owned, tightly packed frame is taken as it is (and freed
+    /// when the hub drops it); a borrowed (or padded) one is copied once,
+    /// into a buffer from `pool` when one of the right size is idle, which
+    /// goes back to `pool` when the hub drops the frame.
     pub(crate) fn into_owned_tight(
         self,
         pool: &FramePool,
@@ -78,9 +79,11 @@ impl<'a> Frame<'a> {
         let row = self.width as usize * self.layout.bytes_per_pixel();
         let len = row * self.height as usize;
         let data = match self.data {
+            // A publisher that hands over its buffers never takes one from
+            // the pool, so this one is not kept for it either.
             Cow::Owned(mut v) if self.stride == row => {
                 v.truncate(len);
-                v
+                FrameBuf::unpooled(v)
             }
             data => {
                 let mut v = pool.take(len);
@@ -91,10 +94,10 @@ impl<'a> Frame<'a> {
                         v.extend_from_slice(&data[y * self.stride..y * self.stride + row]);
                     }
                 }
-                v
+                pool.wrap(v)
             }
         };
-        Ok((pool.wrap(data), self.width, self.height, self.layout))
+        Ok((data, self.width, self.height, self.layout))
     }
 }
 
@@ -154,6 +157,16 @@ impl FramePool {
 pub(crate) struct FrameBuf {
     data: Vec<u8>,
     pool: Weak<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl FrameBuf {
+    /// `data` as a frame buffer that is freed when dropped.
+    fn unpooled(data: Vec<u8>) -> FrameBuf {
+        FrameBuf {
+            data,
+            pool: Weak::new(),
+        }
+    }
 }
 
 impl std::ops::Deref for FrameBuf {
@@ -229,7 +242,7 @@ mod tests {
     #[test]
     fn padded_rows_are_packed_into_a_reused_buffer() {
         let pool = FramePool::default();
-        drop(publish(&pool, Frame::rgba(2, 2, vec![0u8; 16])));
+        drop(publish(&pool, Frame::rgba(2, 2, &[0u8; 16][..])));
         assert_eq!(pool.idle(), 1);
         // Rows of 2 RGBA pixels, 12 bytes apart.
         let mut padded = [0u8; 12 + 8];
@@ -251,6 +264,17 @@ mod tests {
         let small = publish(&pool, Frame::rgba(2, 2, &[0u8; 16][..]));
         assert_eq!(pool.idle(), 0);
         assert!(small.data.capacity() < 256);
+    }
+
+    #[test]
+    fn owned_frames_are_taken_without_copy_and_not_pooled() {
+        let pool = FramePool::default();
+        let pixels = vec![5u8; 16];
+        let ptr = pixels.as_ptr();
+        let a = publish(&pool, Frame::rgba(2, 2, pixels));
+        assert_eq!(a.as_ptr(), ptr, "an owned, tight frame was copied");
+        drop(a);
+        assert_eq!(pool.idle(), 0);
     }
 
     #[test]
