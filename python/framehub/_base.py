@@ -202,12 +202,13 @@ class ServerBase(Generic[D]):
         (``"jpeg"``/``"png"``), ``has_h264``, ``bitrate``, ``still_after``,
         ``max_viewers``, ``events_per_second``, ``event_burst``, ``idle_timeout``,
         ``record_file`` (a path: events appended as JSON lines),
-        ``adaptive``, ``gpu``. See ``framehub.STREAM_SETTINGS``.
+        ``adaptive`` (True: per-viewer adaptive quality), ``gpu`` (only
+        None/False: framehub encodes on the CPU). See ``framehub.STREAM_SETTINGS``.
 
         Raises ``InvalidNameError``, ``StreamExistsError``,
         ``InvalidFrameError`` (bad size), ``ClosedError``, ``TypeError``
-        (unknown keyword), ``ValueError``, ``NotImplementedError`` (a
-        pdum.rfb feature framehub does not have yet).
+        (unknown keyword), ``ValueError``, ``NotImplementedError``
+        (``gpu`` other than None/False).
         """
         return self._add_stream(name, width, height, config, "add_stream")
 

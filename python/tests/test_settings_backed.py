@@ -1,11 +1,15 @@
-"""pdum.rfb settings the Rust hub implements: has_h264, bitrate, still_after."""
+"""pdum.rfb settings the Rust hub implements: has_h264, bitrate, still_after, adaptive."""
 
 from __future__ import annotations
+
+import asyncio
+import json
+import time
 
 import numpy as np
 
 import framehub
-from helpers import open_viewer, solid
+from helpers import Viewer, open_viewer, solid
 
 
 async def test_has_h264_offers_webcodecs_and_sends_annexb_keyframes() -> None:
@@ -85,3 +89,51 @@ async def test_bitrate_and_still_after_values_are_checked() -> None:
     with pytest.raises(TypeError, match="has_h264 must be a bool"):
         await framehub.serve(8, 8, port=0, has_h264="yes")
     assert "has_h264" in framehub.STREAM_SETTINGS
+
+
+async def test_adaptive_steps_a_congested_viewer_down_and_leaves_others() -> None:
+    # Two streams on one hub, the same viewer behaviour on each: it acks
+    # every frame reporting a decode queue of 3 (a congested client). With
+    # adaptive=True the hub moves it one tier down after ~1 s (quality 60,
+    # told with set_quality; its tier shows in metrics); without, nothing.
+    server = await framehub.serve_server(port=0)
+    try:
+        adaptive = server.add_stream("adaptive", 64, 48, adaptive=True, still_after=None)
+        fixed = server.add_stream("fixed", 64, 48, adaptive=False, still_after=None)
+        viewers = {
+            "adaptive": await open_viewer(adaptive.ws_url),
+            "fixed": await open_viewer(fixed.ws_url),
+        }
+        rng = np.random.default_rng(2)
+
+        async def publish() -> None:
+            while True:
+                frame = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+                adaptive.publish(frame)
+                fixed.publish(frame)
+                await asyncio.sleep(1 / 60)
+
+        async def view(v: Viewer, seconds: float) -> list[dict[str, object]]:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                try:
+                    header, _ = await v.frame(timeout=max(0.05, deadline - time.monotonic()))
+                except TimeoutError:
+                    break
+                await v.ws.send(json.dumps({"type": "ack", "seq": header["seq"], "decode_queue_size": 3}))
+            return [t for t in v.texts if t.get("type") == "set_quality"]
+
+        publisher = asyncio.ensure_future(publish())
+        try:
+            moved, unmoved = await asyncio.gather(view(viewers["adaptive"], 3.0), view(viewers["fixed"], 3.0))
+        finally:
+            publisher.cancel()
+        assert moved, "the congested viewer of the adaptive stream was not moved"
+        assert moved[0]["tier"] == 1 and moved[0]["quality"] == 60 and moved[0]["scale"] == 1
+        # (a later step may have been sent as the window closed, not yet read)
+        [tier] = [m["tier"] for m in adaptive.metrics()]
+        assert tier >= moved[-1]["tier"] >= 1
+        assert not [m for m in unmoved if "tier" in m], unmoved
+        assert [m.get("tier", 0) for m in fixed.metrics()] == [0]
+    finally:
+        await server.aclose()

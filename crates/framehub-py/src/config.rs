@@ -1,13 +1,13 @@
 //! Keyword arguments of `serve()` / `add_stream()` → [`StreamConfig`], in one function.
 //!
 //! Each accepted keyword is one line of the `match` in [`stream_config`].
-//! pdum.rfb keywords the Rust hub does not implement yet are accepted only
-//! with their "off" value and raise `NotImplementedError` otherwise; unknown
-//! keywords raise `TypeError`.
+//! `gpu` (pdum.rfb's GPU encoding, which the Rust hub does not have) is
+//! accepted only with its "off" value and raises `NotImplementedError`
+//! otherwise; unknown keywords raise `TypeError`.
 
 use std::time::Duration;
 
-use framehub::{ImageFormat, InputPolicy, Origins, StreamConfig};
+use framehub::{AdaptConfig, ImageFormat, InputPolicy, Origins, StreamConfig};
 use pyo3::exceptions::{PyNotImplementedError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
@@ -43,8 +43,8 @@ pub(crate) const KEYWORDS: &[&str] = &[
 /// authenticators run on (None: the synchronous API).
 ///
 /// Errors: `TypeError` for an unknown keyword or a value of the wrong type,
-/// `ValueError` for a value out of range, `NotImplementedError` for a
-/// pdum.rfb feature the hub does not have yet, used with a value other than off.
+/// `ValueError` for a value out of range, `NotImplementedError` for `gpu`
+/// with a value other than off.
 pub(crate) fn stream_config(
     caller: &str,
     kwargs: Option<&Bound<'_, PyDict>>,
@@ -86,7 +86,9 @@ pub(crate) fn stream_config(
             "events_per_second" => c.events_per_second = non_negative(v, k, false)?,
             "event_burst" => c.event_burst = non_negative(v, k, false)?,
             "idle_timeout" => c.idle_timeout = duration(v, k, false)?,
-            "adaptive" => off_only(v, k, ADAPTIVE_MISSING)?,
+            "adaptive" => {
+                c.adaptive = opt(v, |v| boolean(v, k))?.and_then(|on| on.then(AdaptConfig::default))
+            }
             "gpu" => off_only(v, k, GPU_MISSING)?,
             _ => {
                 return Err(PyTypeError::new_err(format!(
@@ -201,11 +203,6 @@ fn image_format(v: &Bound<'_, PyAny>) -> PyResult<ImageFormat> {
         ))),
     }
 }
-
-/// Why `adaptive=True` is refused: pdum.rfb's adaptive quality (quality
-/// and rate following each viewer's link) is not in the hub yet.
-const ADAPTIVE_MISSING: &str = "adaptive quality is not available yet in framehub: \
-     set quality (and fps) yourself";
 
 /// Why `gpu=True` is refused: the hub encodes on the CPU only
 /// (libjpeg-turbo, the `png` crate, OpenH264); it has no GPU encoder.
