@@ -37,8 +37,11 @@ Measured inside the viewer's window (``--seconds``, after 1 s of warm-up):
   (hub + publisher), % of one core.
 
 With ``--rust``, then runs ``framehub bench --scenarios a --picture natural``
-for the same duration and quality and adds its delivered frames/s and the
-ratio of the two (``delivered_ratio_to_rust``). Prints one JSON line. Run
+for the same duration and quality and adds its delivered frames/s, the
+ratio of the two (``delivered_ratio_to_rust``), and the same ratio per
+CPU-second of each process, hub and publisher together
+(``per_cpu_ratio_to_rust``: on a loaded machine the frames/s of each
+follow the CPU share it got). Prints one JSON line. Run
 it from a venv with framehub and numpy (and websockets without a
 ``framehub`` binary):
 
@@ -336,7 +339,7 @@ def run_rust(args: argparse.Namespace, framehub_bin: Path) -> dict[str, Any]:
         "rust_delivered_fps": r["fps_median"],
         "rust_latency_p50_ms": r["latency"]["p50_ms"],
         "rust_mean_frame_bytes": round(r["bytes_per_frame"]),
-        "rust_server_cpu_pct": r["server_cpu_pct"],
+        "rust_server_cpu_pct": round(r["server_cpu_pct"], 1),
     }
 
 
@@ -377,6 +380,14 @@ def main() -> None:
         assert framehub_bin is not None
         out.update(run_rust(args, framehub_bin))
         out["delivered_ratio_to_rust"] = round(out["delivered_fps"] / out["rust_delivered_fps"], 3)
+        # Frames delivered per CPU-second of the process (hub + publisher):
+        # on a machine others load, fps follows the CPU share a process
+        # gets; this ratio does much less.
+        py_eff = out["delivered_fps"] / max(out["process_cpu_pct"] / 100, 1e-9)
+        rust_eff = out["rust_delivered_fps"] / max(out["rust_server_cpu_pct"] / 100, 1e-9)
+        out["delivered_per_cpu_s"] = round(py_eff, 1)
+        out["rust_delivered_per_cpu_s"] = round(rust_eff, 1)
+        out["per_cpu_ratio_to_rust"] = round(py_eff / rust_eff, 3)
     out["load1_after"] = round(load1(), 2)
     out["python"] = sys.version.split()[0]
     print(json.dumps(out), flush=True)
