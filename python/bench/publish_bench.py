@@ -175,6 +175,30 @@ def process_cpu_s() -> float:
     return t.user + t.system
 
 
+def encoder_times() -> tuple[float, float]:
+    """CPU time and run-queue wait, s, of this process's encode threads
+    (``framehub-enc*``), from /proc (zeros where it is not available)."""
+    cpu = wait = 0.0
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return cpu, wait
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                if not f.read().startswith("framehub-enc"):
+                    continue
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            cpu += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                wait += int(f.read().split()[1]) / 1e9  # time runnable but not running
+        except (OSError, IndexError, ValueError):
+            continue
+    return cpu, wait
+
+
 class Publisher:
     """The publisher loop (see the module's doc). It runs on the main
     thread, as a program's render loop usually does; ``stop`` and
@@ -256,6 +280,7 @@ def run_python(args: argparse.Namespace, framehub_bin: Path | None) -> dict[str,
         assert viewer.stdout is not None and viewer.stdin is not None
         publisher = Publisher(display, pictures, args.pace == "pending")
         cpu = [0.0, 0.0]
+        enc = [(0.0, 0.0), (0.0, 0.0)]
         got: dict[str, Any] = {}
 
         def read_viewer() -> None:
@@ -266,10 +291,12 @@ def run_python(args: argparse.Namespace, framehub_bin: Path | None) -> dict[str,
                     phase = msg.get("phase")
                     if phase == "start":
                         cpu[0] = process_cpu_s()
+                        enc[0] = encoder_times()
                         publisher.measuring = True
                     elif phase == "end":
                         publisher.measuring = False
                         cpu[1] = process_cpu_s()
+                        enc[1] = encoder_times()
                     elif phase in ("result", "error"):
                         got[phase] = msg
                         break
@@ -319,6 +346,10 @@ def run_python(args: argparse.Namespace, framehub_bin: Path | None) -> dict[str,
         "latency_p95_ms": latency["p95_ms"] if latency else None,
         "mean_frame_bytes": round(v["bytes"] / v["frames"]) if v["frames"] else 0,
         "process_cpu_pct": round(100 * (cpu_end - cpu_start) / window, 1),
+        # The encode threads: CPU, and time runnable but without a CPU
+        # (what other processes took from them), % of the window.
+        "encoder_cpu_pct": round(100 * (enc[1][0] - enc[0][0]) / window, 1),
+        "encoder_wait_pct": round(100 * (enc[1][1] - enc[0][1]) / window, 1),
     }
 
 
@@ -340,6 +371,8 @@ def run_rust(args: argparse.Namespace, framehub_bin: Path) -> dict[str, Any]:
         "rust_latency_p50_ms": r["latency"]["p50_ms"],
         "rust_mean_frame_bytes": round(r["bytes_per_frame"]),
         "rust_server_cpu_pct": round(r["server_cpu_pct"], 1),
+        "rust_encoder_cpu_pct": round(r["server_cpu"]["encoder_pct"], 1),
+        "rust_encoder_wait_pct": round(r["server_cpu"]["encoder_wait_pct"], 1),
     }
 
 
