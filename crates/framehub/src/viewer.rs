@@ -277,6 +277,7 @@ pub(crate) async fn run<S, E>(
                         tracing::debug!(session_id, code, %reason, "closing viewer");
                     }
                     let _ = send(&mut socket, close_message(code, reason), &server_cfg).await;
+                    linger(&mut socket).await;
                     let _ = tokio::time::timeout(Duration::from_secs(1), socket.close()).await;
                     return;
                 }
@@ -373,6 +374,30 @@ pub(crate) async fn run<S, E>(
             _ = closed.changed() => session.handle_close(close_code::GOING_AWAY, "stream removed"),
         }
     }
+}
+
+/// How long the hub keeps reading a viewer it closed, waiting for its close reply.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+/// After the hub's close frame: reads and drops what the viewer still sends
+/// until its close reply or the end of the stream (at most
+/// [`CLOSE_LINGER`]). Closing a TCP socket with unread data makes the
+/// kernel reset the connection and throw away what it has not sent yet —
+/// the close frame too, behind a queued frame — so the viewer would never
+/// learn the code (found by `framehub soak`: a viewer flooding events got a
+/// reset instead of 1008 now and then).
+async fn linger<S, E>(socket: &mut S)
+where
+    S: Stream<Item = Result<Message, E>> + Unpin,
+{
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        while let Some(Ok(msg)) = socket.next().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// Video units kept for the session to ask for (more than any credit).

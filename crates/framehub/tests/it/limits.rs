@@ -3,7 +3,9 @@
 use std::time::{Duration, Instant};
 
 use framehub::{Frame, Server, ServerConfig, StreamConfig};
+use futures_util::SinkExt;
 use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::*;
 
@@ -211,4 +213,64 @@ async fn a_viewer_that_stops_reading_is_dropped_when_its_socket_stays_full() {
     );
     small.publish(Frame::rgba(8, 8, pattern(8, 8, 0))).unwrap();
     s.recv_frame().await;
+}
+
+/// A viewer closed while it is still sending (here: flooding events) must
+/// still read the close frame and its code: the hub must not reset the
+/// connection on the data it has not read, which throws away what it has
+/// not sent yet, the close frame included (found by `framehub soak`;
+/// before the fix 2–4 of these 100 floods ended in a reset, in every run).
+#[tokio::test]
+async fn a_viewer_closed_while_it_floods_reads_the_close_code() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let cfg = StreamConfig {
+        events_per_second: 50.0,
+        event_burst: 20.0,
+        ..StreamConfig::default()
+    };
+    let (w, h) = (1024u32, 768u32);
+    let stream = server.add_stream("a", w, h, cfg).unwrap();
+    // Noise: large JPEGs, so frames to the viewer are still queued when the hub closes it.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = {
+        let stop = std::sync::Arc::clone(&stop);
+        let stream = stream.clone();
+        std::thread::spawn(move || {
+            let mut x = 0x9E37_79B9_7F4A_7C15u64;
+            let mut frame = vec![255u8; (w * h * 4) as usize];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for px in frame.chunks_mut(4) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    px[..3].copy_from_slice(&x.to_le_bytes()[..3]);
+                }
+                let _ = stream.publish(Frame::rgba(w, h, &frame[..]));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let event = r#"{"type":"event","event":{"event_type":"pointer_move","x":1,"y":1}}"#;
+    let mut lost = Vec::new();
+    for attempt in 0..100 {
+        let mut flood = Client::open(addr, "/a", &["image/jpeg"]).await;
+        'flood: for _ in 0..40 {
+            for _ in 0..50 {
+                if flood.ws.feed(Message::Text(event.into())).await.is_err() {
+                    break 'flood;
+                }
+            }
+            if flood.ws.flush().await.is_err() {
+                break;
+            }
+        }
+        let (code, reason) = flood.recv_close().await;
+        if code != 1008 || !reason.contains("rate") {
+            lost.push(format!("attempt {attempt}: {code} {reason}"));
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    publisher.join().unwrap();
+    assert!(lost.is_empty(), "{lost:?}");
 }
