@@ -276,7 +276,24 @@ fn failed(what: impl std::fmt::Display, since: Instant) -> Outcome {
 /// Reads (acking frames when `ack`) until the socket ends or `limit`
 /// passes: the end's label, or `open` when it is still open and frames
 /// came after `since`, or `silent` when it is open but nothing came.
+///
+/// A write that fails (the hub already closed, and its TCP stack reset the
+/// connection on the data that kept coming) does not end the watch: the
+/// hub's close frame may still wait in the receive queue, and is read
+/// before the reset is reported, as a browser would. `write_failed` names
+/// such a failure that came before.
 async fn observe(ws: &mut Ws, since: Instant, limit: Duration, ack: bool) -> Outcome {
+    observe_after(ws, since, limit, ack, None).await
+}
+
+/// [`observe`], after a write that already failed with `write_failed`.
+async fn observe_after(
+    ws: &mut Ws,
+    since: Instant,
+    limit: Duration,
+    mut ack: bool,
+    mut write_failed: Option<String>,
+) -> Outcome {
     let deadline = tokio::time::Instant::from_std(since + limit);
     let mut frames = 0u64;
     loop {
@@ -293,13 +310,18 @@ async fn observe(ws: &mut Ws, since: Instant, limit: Duration, ack: bool) -> Out
                     frames += 1;
                     if let (true, Some((seq, _))) = (ack, frame_of(&b)) {
                         if let Err(e) = ws.send(ack_message(seq)).await {
-                            return Outcome { label: error_label(&e), reason: None, seconds: since.elapsed().as_secs_f64() };
+                            // Keep reading: the hub's close frame may be next in the queue.
+                            ack = false;
+                            write_failed = Some(error_label(&e));
                         }
                     }
                 }
                 Some(Ok(Message::Text(_) | Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                 other => {
-                    let (label, reason) = end_label(other);
+                    let (mut label, reason) = end_label(other);
+                    if let (false, Some(w)) = (label.starts_with("close "), write_failed) {
+                        label = format!("{label} after a failed write ({w})");
+                    }
                     return Outcome { label, reason, seconds: since.elapsed().as_secs_f64() };
                 }
             },
@@ -428,16 +450,17 @@ async fn attempt(
                 Err(e) => return failed(e, t0),
             };
             let since = Instant::now();
+            let mut write_failed = None;
             // Up to 3000 events, 50 at a time, stopping once the hub answers.
-            for batch in 0..60u64 {
-                let mut sent = true;
+            'flood: for batch in 0..60u64 {
                 for i in 0..50 {
-                    if ws.feed(pointer_move(batch * 50 + i)).await.is_err() {
-                        sent = false;
-                        break;
+                    if let Err(e) = ws.feed(pointer_move(batch * 50 + i)).await {
+                        write_failed = Some(error_label(&e));
+                        break 'flood;
                     }
                 }
-                if !sent || ws.flush().await.is_err() {
+                if let Err(e) = ws.flush().await {
+                    write_failed = Some(error_label(&e));
                     break;
                 }
                 if let Ok(msg) = tokio::time::timeout(Duration::ZERO, ws.next()).await {
@@ -451,7 +474,7 @@ async fn attempt(
                     }
                 }
             }
-            observe(&mut ws, since, close_within, false).await
+            observe_after(&mut ws, since, close_within, false, write_failed).await
         }
         Kind::NoHello => {
             let mut ws = match open(&ctx.url).await {
