@@ -174,6 +174,17 @@ pub enum ScenarioId {
     Slowlink50,
     /// The same with acks 200 ms late.
     Slowlink200,
+    /// Region updates: the `cursor` picture (1920×1080, only a pointer
+    /// moves) at 30 fps to 2 viewers that do not list `framehub/patch`
+    /// (whole JPEG frames) …
+    FullCursor,
+    /// … and to 2 that do (`image_patch`), compared with the first.
+    PatchCursor,
+    /// Region updates: the demo's chart (1000×700 at 15 fps) to 2 viewers
+    /// without patches …
+    FullChart,
+    /// … and to 2 with.
+    PatchChart,
 }
 
 /// Every scenario with its name on the command line and in the results, in run order.
@@ -204,6 +215,10 @@ const SCENARIOS: &[(ScenarioId, &str)] = &[
     (ScenarioId::StaticIdle, "static-idle"),
     (ScenarioId::Slowlink50, "slowlink-50"),
     (ScenarioId::Slowlink200, "slowlink-200"),
+    (ScenarioId::FullCursor, "full-cursor"),
+    (ScenarioId::PatchCursor, "patch-cursor"),
+    (ScenarioId::FullChart, "full-chart"),
+    (ScenarioId::PatchChart, "patch-chart"),
 ];
 
 /// Names that stand for several scenarios in `--scenarios`.
@@ -214,7 +229,14 @@ const GROUPS: &[(&str, &str)] = &[
     ("streams", "streams-1, streams-8, streams-32"),
     ("static", "static-repeat, static-idle"),
     ("slowlink", "slowlink-50, slowlink-200"),
-    ("sweeps", "resolution, fanout, streams, static, slowlink"),
+    (
+        "patch",
+        "full-cursor, patch-cursor, full-chart, patch-chart",
+    ),
+    (
+        "sweeps",
+        "resolution, fanout, streams, static, slowlink, patch",
+    ),
     ("all", "core and sweeps"),
 ];
 
@@ -245,6 +267,11 @@ fn parse_selection(name: &str) -> Result<Vec<ScenarioId>, String> {
         "streams" => prefix("streams-"),
         "static" => prefix("static-"),
         "slowlink" => prefix("slowlink-"),
+        "patch" => SCENARIOS
+            .iter()
+            .filter(|(_, n)| n.ends_with("-cursor") || n.ends_with("-chart"))
+            .map(|(id, _)| *id)
+            .collect(),
         "sweeps" => sweeps,
         "all" => SCENARIOS.iter().map(|(id, _)| *id).collect(),
         n => match SCENARIOS.iter().find(|(_, name)| *name == n) {
@@ -285,9 +312,11 @@ impl ScenarioId {
     /// The sweep the scenario belongs to (`fanout`, …), None for a–k.
     fn sweep(self) -> Option<&'static str> {
         let name = self.name();
-        ["res", "fanout", "streams", "static", "slowlink"]
-            .into_iter()
-            .find(|p| name.strip_prefix(p).is_some_and(|r| r.starts_with('-')))
+        [
+            "res", "fanout", "streams", "static", "slowlink", "patch", "full",
+        ]
+        .into_iter()
+        .find(|p| name.strip_prefix(p).is_some_and(|r| r.starts_with('-')))
     }
 }
 
@@ -386,6 +415,8 @@ struct Scenario {
     same_picture: bool,
     /// The viewers list `framehub/patch`, as the browser client does (region updates).
     patch: bool,
+    /// The picture this scenario always publishes (None: `--picture`'s).
+    picture: Option<Picture>,
     transport: Transport,
 }
 
@@ -408,6 +439,7 @@ impl Scenario {
             rate: Rate::Saturate,
             same_picture: false,
             patch: false,
+            picture: None,
             transport: id.own_transport(),
         };
         let ten = if quick { 4 } else { 10 };
@@ -484,6 +516,21 @@ impl Scenario {
             },
             ScenarioId::Slowlink50 => slowlink(50),
             ScenarioId::Slowlink200 => slowlink(200),
+            ScenarioId::PatchCursor | ScenarioId::FullCursor => Scenario {
+                width: w1080,
+                height: h1080,
+                patch: id == ScenarioId::PatchCursor,
+                picture: Some(Picture::Cursor),
+                ..at_30("region updates: a moving pointer on a still desktop", 2)
+            },
+            ScenarioId::PatchChart | ScenarioId::FullChart => Scenario {
+                width: if quick { 500 } else { 1000 },
+                height: if quick { 350 } else { 700 },
+                rate: Rate::Fps(15.0),
+                patch: id == ScenarioId::PatchChart,
+                picture: Some(Picture::Chart),
+                ..at_30("region updates: the demo's chart", 2)
+            },
         }
     }
 
@@ -748,6 +795,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                     transport,
                     ..Scenario::new(id, args.quick)
                 };
+                // A scenario with its own picture runs once, with the first of `--picture`.
+                if sc.picture.is_some() && Some(&pic) != args.picture.first() {
+                    continue;
+                }
+                let pic = sc.picture.unwrap_or(pic);
                 let streams = if sc.streams > 1 {
                     format!("{} streams × ", sc.streams)
                 } else {
@@ -1755,6 +1807,32 @@ fn checks(r: &ScenarioReport, earlier: &[ScenarioReport], quick: bool) -> Vec<Ch
         }),
         // No target: what a stream that stops changing costs, as the hub is.
         ScenarioId::StaticRepeat => {}
+        ScenarioId::FullCursor | ScenarioId::FullChart => {}
+        ScenarioId::PatchCursor | ScenarioId::PatchChart => {
+            let full_id = if r.scenario == ScenarioId::PatchCursor {
+                ScenarioId::FullCursor
+            } else {
+                ScenarioId::FullChart
+            };
+            let full = find(earlier, full_id, r.picture, r.transport).map(|f| f.bytes_per_frame);
+            // Issue 5: a small change costs well under 5 % of a full frame.
+            let share = if r.scenario == ScenarioId::PatchCursor { 0.05 } else { 1.0 };
+            out.push(Check {
+                target: format!(
+                    "bytes per frame < {:.0} % of {full_id}'s whole JPEG frames",
+                    share * 100.0
+                ),
+                measured: match full {
+                    Some(f) if f > 0.0 => format!(
+                        "{:.0} B vs {f:.0} B ({:.1} %)",
+                        r.bytes_per_frame,
+                        100.0 * r.bytes_per_frame / f
+                    ),
+                    _ => format!("{:.0} B ({full_id} not run)", r.bytes_per_frame),
+                },
+                pass: full.and_then(|f| judge(r.bytes_per_frame < share * f)),
+            });
+        }
         ScenarioId::StaticIdle => out.push(Check {
             target: format!(
                 "a resting stream costs the hub ≤ {IDLE_CPU_PCT} % of a core ({} viewers; own criterion)",

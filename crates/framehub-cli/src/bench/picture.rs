@@ -29,6 +29,12 @@ pub enum Picture {
     Ui,
     /// A window moving over one wide natural scene (a camera pan).
     Pan,
+    /// The `ui` picture with only a 24×24 pointer moving 10 px per frame
+    /// (a remote desktop where little changes).
+    Cursor,
+    /// The demo's live chart (`framehub demo`'s `chart` stream), 15 frames
+    /// per second of its time.
+    Chart,
 }
 
 impl fmt::Display for Picture {
@@ -37,6 +43,8 @@ impl fmt::Display for Picture {
             Picture::Natural => "natural",
             Picture::Ui => "ui",
             Picture::Pan => "pan",
+            Picture::Cursor => "cursor",
+            Picture::Chart => "chart",
         })
     }
 }
@@ -69,6 +77,13 @@ const PAN_RANGE: u32 = 256;
 pub enum Frames {
     /// Distinct pictures in a cycle.
     Cycle(Vec<Vec<u8>>),
+    /// One picture with a pointer drawn at a new place each frame ([`Picture::Cursor`]).
+    Cursor {
+        /// RGBA, `width` × `height`, tightly packed.
+        base: Vec<u8>,
+        width: u32,
+        height: u32,
+    },
     /// Windows of one wide canvas ([`Picture::Pan`]).
     Pan {
         /// RGBA, `canvas_width` × `height`, tightly packed.
@@ -93,6 +108,13 @@ impl Frames {
                     height,
                 }
             }
+            Picture::Cursor => Frames::Cursor {
+                base: ui(width, height, 0),
+                width,
+                height,
+            },
+            // A cycle long enough that its wrap-around is one step among many.
+            Picture::Chart => Frames::Cycle(generate(kind, width, height, count.max(CHART_FRAMES))),
             _ => Frames::Cycle(generate(kind, width, height, count)),
         }
     }
@@ -103,6 +125,15 @@ impl Frames {
         match self {
             Frames::Cycle(pictures) if pictures.is_empty() => Vec::new(),
             Frames::Cycle(pictures) => pictures[(i % pictures.len() as u64) as usize].clone(),
+            Frames::Cursor {
+                base,
+                width,
+                height,
+            } => {
+                let mut out = base.clone();
+                draw_pointer(&mut out, *width, *height, i);
+                out
+            }
             Frames::Pan {
                 canvas,
                 canvas_width,
@@ -126,6 +157,7 @@ impl Frames {
     pub fn bytes(&self) -> usize {
         match self {
             Frames::Cycle(p) => p.iter().map(Vec::len).sum(),
+            Frames::Cursor { base, .. } => base.len(),
             Frames::Pan { canvas, .. } => canvas.len(),
         }
     }
@@ -137,9 +169,59 @@ pub fn generate(kind: Picture, width: u32, height: u32, count: usize) -> Vec<Vec
     (0..count)
         .map(|seed| match kind {
             Picture::Natural | Picture::Pan => natural(width, height, seed as u64),
-            Picture::Ui => ui(width, height, seed as u64),
+            Picture::Ui | Picture::Cursor => ui(width, height, seed as u64),
+            Picture::Chart => chart(width, height, seed),
         })
         .collect()
+}
+
+/// Frames of the chart cycle.
+const CHART_FRAMES: usize = 45;
+
+/// Frame `i` of the demo's chart at `width` × `height`: its picture at
+/// 10 s + `i`/15 s (10 s in, the plot is full of signal).
+fn chart(width: u32, height: u32, i: usize) -> Vec<u8> {
+    use crate::demo::{chart::Chart, Scene};
+    let mut scene = Chart::new();
+    scene.handle_event(&framehub::InputEvent::Resize(
+        framehub::event::ResizeEvent {
+            width: f64::from(width),
+            height: f64::from(height),
+            pwidth: width,
+            pheight: height,
+            ratio: 1.0,
+        },
+    ));
+    let mut buf = Vec::new();
+    scene.render(0.0, &mut buf);
+    scene.render(10.0 + i as f64 / 15.0, &mut buf);
+    buf.resize(width as usize * height as usize * 4, 255);
+    buf
+}
+
+/// Draws frame `i`'s 24×24 pointer (a dark arrow with a white edge) at its
+/// place on a Lissajous path, 10 px from the last one.
+fn draw_pointer(px: &mut [u8], w: u32, h: u32, i: u64) {
+    const SIZE: u32 = 24;
+    let t = i as f64 * 10.0 / 400.0;
+    let (rx, ry) = (
+        f64::from(w.saturating_sub(SIZE)) / 2.0,
+        f64::from(h.saturating_sub(SIZE)) / 2.0,
+    );
+    let x0 = (rx + rx * (t * 1.3).sin()) as u32;
+    let y0 = (ry + ry * (t * 0.7).cos()) as u32;
+    for dy in 0..SIZE.min(h) {
+        for dx in 0..=dy.min(SIZE / 2) {
+            let (x, y) = (x0 + dx, y0 + dy);
+            if x >= w || y >= h {
+                continue;
+            }
+            let edge = dx == 0 || dx == dy.min(SIZE / 2) || dy == SIZE - 1;
+            let c = if edge { 255 } else { 20 };
+            let at = (y as usize * w as usize + x as usize) * 4;
+            px[at..at + 4].copy_from_slice(&[c, c, c, 255]);
+        }
+    }
 }
 
 fn clamp_u8(v: i32) -> u8 {
