@@ -91,6 +91,7 @@ fn chart<X>(
     (x_range, x_desc): (X, &str),
     (y_range, y_desc): (Range<f64>, &str),
     series: &[Series],
+    legend: SeriesLabelPosition,
 ) -> anyhow::Result<()>
 where
     X: AsRangedCoord<Value = f64>,
@@ -133,7 +134,7 @@ where
     c.configure_series_labels()
         .background_style(WHITE.mix(0.85))
         .border_style(RGBColor(200, 200, 200))
-        .position(SeriesLabelPosition::LowerRight)
+        .position(legend)
         .draw()
         .map_err(|e| anyhow!("{e}"))?;
     root.present()
@@ -264,6 +265,7 @@ pub fn draw_all(rows: &[Row], dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             ((1.0..max_viewers * 1.2).log_scale(), "viewers"),
             (0.0..top(&fps, 30.0), "frames/s"),
             &fps,
+            SeriesLabelPosition::LowerRight,
         )?;
         written.push(path);
         let path = dir.join("fanout-cpu.svg");
@@ -273,6 +275,7 @@ pub fn draw_all(rows: &[Row], dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             (0.0..max_viewers * 1.05, "viewers"),
             (0.0..top(&cpu, 10.0), "CPU, % of one core"),
             &cpu,
+            SeriesLabelPosition::UpperLeft,
         )?;
         written.push(path);
     }
@@ -333,6 +336,7 @@ pub fn draw_all(rows: &[Row], dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             (0.0..max_streams * 1.05, "streams"),
             (0.0..top(&fps, 30.0), "frames/s"),
             &fps,
+            SeriesLabelPosition::LowerRight,
         )?;
         written.push(path);
         let path = dir.join("streams-cpu.svg");
@@ -342,6 +346,7 @@ pub fn draw_all(rows: &[Row], dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             (0.0..max_streams * 1.05, "streams"),
             (0.0..top(&cpu, 10.0), "CPU, % of one core"),
             &cpu,
+            SeriesLabelPosition::UpperLeft,
         )?;
         written.push(path);
     }
@@ -375,6 +380,7 @@ pub fn draw_all(rows: &[Row], dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             ((lo * 0.8..hi * 1.25).log_scale(), "megapixels per frame"),
             (0.0..top(&fps, 30.0), "frames/s"),
             &fps,
+            SeriesLabelPosition::UpperRight,
         )?;
         written.push(path);
     }
@@ -433,6 +439,7 @@ pub fn draw_all(rows: &[Row], dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             ((lo * 0.8..hi * 1.25).log_scale(), "latency, ms"),
             (0.0..1.02, "fraction of frames"),
             &cdfs,
+            SeriesLabelPosition::LowerRight,
         )?;
         written.push(path);
     }
