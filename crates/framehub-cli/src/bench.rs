@@ -1959,7 +1959,8 @@ fn summary_table(reports: &[ScenarioReport]) -> String {
             r.loadavg_1m,
         );
     }
-    let _ = writeln!(t, "\nTargets:");
+    // Fenced, so that the file `--table` writes reads as Markdown.
+    let _ = writeln!(t, "\nTargets:\n\n```");
     for r in reports {
         for c in &r.checks {
             let verdict = match c.pass {
@@ -1981,6 +1982,7 @@ fn summary_table(reports: &[ScenarioReport]) -> String {
             );
         }
     }
+    let _ = writeln!(t, "```");
     t
 }
 

@@ -109,6 +109,7 @@ where
     c.configure_mesh()
         .x_desc(x_desc)
         .y_desc(y_desc)
+        .x_labels(12)
         .x_label_formatter(&tick)
         .y_label_formatter(&tick)
         .bold_line_style(RGBColor(225, 225, 225))
@@ -154,6 +155,12 @@ fn tick(v: &f64) -> String {
     } else {
         s
     }
+}
+
+/// The power of ten at or below `v` (> 0): a log axis that starts on a
+/// decade gets tick labels from its start (plotters labels whole decades).
+fn decade_below(v: f64) -> f64 {
+    10f64.powf(v.max(1e-6).log10().floor())
 }
 
 /// Largest `y` of the series, for an axis that starts at 0 (at least `floor`).
@@ -377,7 +384,10 @@ pub fn draw_all(rows: &[Row], dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         chart(
             &path,
             "Resolution: delivered frames/s against picture size",
-            ((lo * 0.8..hi * 1.25).log_scale(), "megapixels per frame"),
+            (
+                (decade_below(lo)..hi * 1.25).log_scale(),
+                "megapixels per frame",
+            ),
             (0.0..top(&fps, 30.0), "frames/s"),
             &fps,
             SeriesLabelPosition::UpperRight,
@@ -436,10 +446,11 @@ pub fn draw_all(rows: &[Row], dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         chart(
             &path,
             &format!("Publish → receive latency, CDF ({group} scenarios)"),
-            ((lo * 0.8..hi * 1.25).log_scale(), "latency, ms"),
+            ((decade_below(lo)..hi * 1.25).log_scale(), "latency, ms"),
             (0.0..1.02, "fraction of frames"),
             &cdfs,
-            SeriesLabelPosition::LowerRight,
+            // The curves start at the first sample, right of the decade the axis starts on.
+            SeriesLabelPosition::UpperLeft,
         )?;
         written.push(path);
     }
