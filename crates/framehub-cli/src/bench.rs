@@ -61,7 +61,8 @@ pub struct BenchArgs {
     /// viewers), static-idle (one frame, then nothing); slowlink-50,
     /// slowlink-200 (720p at 30 fps, 8 viewers + 2 acking 50 or 200 ms late).
     /// Groups: core (a–k), resolution, fanout, streams, static, slowlink,
-    /// sweeps (all five), all.
+    /// patch (full-cursor, patch-cursor, full-chart, patch-chart), sweeps
+    /// (all six), all.
     #[arg(long, value_delimiter = ',', default_value = "all", value_parser = parse_selection_arg)]
     pub scenarios: Vec<Selection>,
     /// Picture(s) to publish, comma-separated; each scenario runs once per picture.
@@ -756,7 +757,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    // Quick: 26 scenarios × (0.9 s + connecting) ≈ 25 s.
+    // Quick: 30 scenarios × (0.9 s + connecting) ≈ 30 s.
     let duration = args.duration.unwrap_or(if args.quick { 0.6 } else { 10.0 });
     let warmup = args.warmup.unwrap_or(if args.quick { 0.3 } else { 1.0 });
     if !(duration > 0.0 && duration.is_finite() && warmup >= 0.0 && warmup.is_finite()) {
