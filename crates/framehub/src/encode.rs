@@ -275,23 +275,51 @@ impl Worker {
         };
         let tier = self.stream.tier(out.tier);
         let quality = tier.jpeg_quality;
-        let result = frame
-            .image()
-            .and_then(|img| {
-                if tier.scale_divisor > 1 {
-                    let small = downscale(&img, tier.scale_divisor)?;
-                    self.encoder(fmt, quality)?.encode(&small.image()?)
-                } else {
-                    self.encoder(fmt, quality)?.encode(&img)
-                }
-            })
-            .map(Bytes::from);
+        // What changed since the frame patched over (bases exist only at full size).
+        let change = base.and_then(|base| {
+            let (prev, cur) = (base.image().ok()?, frame.image().ok()?);
+            Some((base, changed_rects(&prev, &cur, ChangeOptions::default())))
+        });
+        // Nothing changed: the whole image is the base's, already encoded
+        // (when the slot still holds it), so it is shared instead of made again.
+        let unchanged = match &change {
+            Some((base, Change::Rects(r))) if r.is_empty() => self.encoded_bytes(out, base.id),
+            _ => None,
+        };
+        let result = match unchanged {
+            Some(bytes) => Ok(bytes),
+            None => frame
+                .image()
+                .and_then(|img| {
+                    if tier.scale_divisor > 1 {
+                        let small = downscale(&img, tier.scale_divisor)?;
+                        self.encoder(fmt, quality)?.encode(&small.image()?)
+                    } else {
+                        self.encoder(fmt, quality)?.encode(&img)
+                    }
+                })
+                .map(Bytes::from),
+        };
         let result = result.map(|full| {
-            let patch =
-                base.and_then(|base| self.encode_patch(frame, base, (fmt, quality), full.len()));
+            let patch = change.and_then(|(base, change)| {
+                self.encode_patch(frame, base, change, (fmt, quality), full.len())
+            });
             (full, patch)
         });
         self.publish(frame, out, fmt.mime(), false, started, result);
+    }
+
+    /// The whole-image bytes of frame `id` in `out`'s slot, if it still holds
+    /// them (not a still: those are PNG).
+    fn encoded_bytes(&self, out: Variant, id: u64) -> Option<Bytes> {
+        let slot = self.stream.slots.get(&out)?;
+        let cur = slot.borrow();
+        cur.as_ref()
+            .filter(|e| {
+                e.info.frame_id == id
+                    && matches!(e.info.kind, FrameKind::Image { still: false, .. })
+            })
+            .map(|e| e.data.clone())
     }
 
     /// The encoder of an image format (a JPEG encoder per quality, made on first use).
@@ -311,22 +339,23 @@ impl Worker {
         })
     }
 
-    /// `frame` as a region update over `base` in `fmt`: the changed
-    /// rectangles, one image each, each prefixed by its u32 LE length
-    /// (protocol §4.3). None when the pictures are not comparable, too much
-    /// changed, or the patch would not be smaller than the whole image
+    /// `frame` as a region update over `base` in `fmt` from their `change`:
+    /// the changed rectangles, one image each, each prefixed by its u32 LE
+    /// length (protocol §4.3). None when the pictures are not comparable, too
+    /// much changed, or the patch would not be smaller than the whole image
     /// (`full_len` bytes).
     fn encode_patch(
         &mut self,
         frame: &RawFrame,
         base: &RawFrame,
+        change: Change,
         (fmt, quality): (ImageFormat, u8),
         full_len: usize,
     ) -> Option<(PatchInfo, Bytes)> {
-        let (cur, prev) = (frame.image().ok()?, base.image().ok()?);
-        let Change::Rects(rects) = changed_rects(&prev, &cur, ChangeOptions::default()) else {
+        let Change::Rects(rects) = change else {
             return None;
         };
+        let cur = frame.image().ok()?;
         let mut payload = Vec::new();
         for r in &rects {
             let img = cur.region(r[0], r[1], r[2], r[3]).ok()?;
