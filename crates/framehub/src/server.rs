@@ -313,6 +313,13 @@ impl Server {
         }
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
+        // Frames go out as soon as they are written (no Nagle delay waiting
+        // for the previous segment's ack, which would add an RTT to a frame).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         let app = self
             .router()
             .into_make_service_with_connect_info::<SocketAddr>();
