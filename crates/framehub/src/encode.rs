@@ -62,7 +62,8 @@ pub(crate) enum Job {
 
 /// Encode threads per stream. Image encodes of successive frames run in
 /// parallel (each thread claims a different frame), so one stream can use
-/// both cores of a small machine; the H.264 chain stays on thread 0.
+/// both cores of a small machine; the H.264 chain of video tier `t` stays on
+/// thread `t % ENCODE_THREADS` (tier 0 on thread 0).
 pub const ENCODE_THREADS: usize = 2;
 
 /// Decides the next job for encode thread `worker`, or when to look again
@@ -80,14 +81,16 @@ pub(crate) fn next_job(
     let mut wake: Option<Instant> = None;
     let mut earliest = |t: Instant| wake = Some(wake.map_or(t, |w: Instant| w.min(t)));
 
-    // Frame-rate cap: nothing new is encoded before the interval has passed.
+    // Frame-rate cap: no new frame is encoded before the interval has passed
+    // since the last one started; outputs (formats, tiers) of the frame
+    // already started are not held back.
     let interval = stream
         .cfg
         .fps
         .and_then(|f| Duration::try_from_secs_f64(1.0 / f).ok());
-    if let (Some(interval), Some(last)) = (interval, s.last_encode) {
+    if let (Some(interval), Some((id, last))) = (interval, s.last_encode) {
         let due = later(last, interval);
-        if now < due {
+        if id != frame.id && now < due {
             return Err(Some(due));
         }
     }
@@ -174,6 +177,14 @@ pub(crate) fn next_job(
     Err(wake)
 }
 
+/// Notes for the `fps` cap that frame `id` started encoding at `now` (the
+/// first output of a frame counts; later outputs of the same frame do not).
+fn started(s: &mut Shared, id: u64, now: Instant) {
+    if s.last_encode.is_none_or(|(last, _)| last != id) {
+        s.last_encode = Some((id, now));
+    }
+}
+
 /// The encode thread's state: its encoders, kept across frames.
 struct Worker {
     stream: Arc<StreamShared>,
@@ -220,7 +231,7 @@ pub(crate) fn run(stream: Arc<StreamShared>, worker: usize) {
                                         None
                                     };
                                 }
-                                s.last_encode = Some(now);
+                                started(&mut s, f.id, now);
                             }
                             Job::Still(f) => s.still = f.id,
                             Job::VideoStill(f) => s.video_still = f.id,
@@ -230,7 +241,7 @@ pub(crate) fn run(stream: Arc<StreamShared>, worker: usize) {
                                     tier: *tier,
                                 };
                                 s.encoded.insert(out, f.id);
-                                s.last_encode = Some(now);
+                                started(&mut s, f.id, now);
                                 if *key {
                                     if let Some(k) = s.keyframes.get_mut(usize::from(*tier)) {
                                         k.requested = false;

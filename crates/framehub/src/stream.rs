@@ -68,8 +68,8 @@ pub(crate) struct Shared {
     pub still: u64,
     /// Id of the last frame made into a video still (a sharper keyframe).
     pub video_still: u64,
-    /// When the last frame was encoded (for the `fps` cap).
-    pub last_encode: Option<Instant>,
+    /// The last frame whose encoding started, and when (for the `fps` cap).
+    pub last_encode: Option<(u64, Instant)>,
     /// Per video tier (index = tier): keyframe requests and their rate limit.
     pub keyframes: Vec<KeyframeState>,
     pub shutdown: bool,

@@ -296,3 +296,39 @@ async fn a_resting_video_stream_sends_one_sharper_keyframe_of_the_resting_pictur
     assert!(!chunk(&h3).0, "a delta after the still keyframe");
     assert!(luma_psnr(&mut dec, &au, &next, 320, 240) > 30.0);
 }
+
+/// Frames received (and acked at once) within `d`.
+async fn count_frames(mut c: Client, d: Duration) -> u32 {
+    let t0 = Instant::now();
+    let mut n = 0;
+    while t0.elapsed() < d {
+        if let Some(Received::Frame(h, _)) = c.recv_within(Duration::from_millis(100)).await {
+            n += 1;
+            c.ack(h.seq()).await;
+        }
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fps_cap_counts_frames_not_outputs() {
+    // A stream capped at 20 fps with an image viewer and a video viewer:
+    // each frame is encoded for both, and both get ~20 frames/s (not half
+    // each, as when every output's encode counted against the cap).
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let cfg = StreamConfig::default().h264(true).fps(20.0);
+    let stream = server.add_stream("v", 160, 120, cfg).unwrap();
+    let v = Client::open(addr, "/v", VIDEO).await;
+    let i = Client::open(addr, "/v", &["image/jpeg"]).await;
+    let publisher = spawn_publisher(stream.clone(), 160, 120, 60, Duration::from_millis(3200));
+    let d = Duration::from_secs(3);
+    let (nv, ni) = tokio::join!(count_frames(v, d), count_frames(i, d));
+    publisher.join().unwrap();
+    // 60 frames in 3 s at the cap; half the cap would be 30.
+    assert!(nv >= 42 && ni >= 42, "video {nv}, image {ni} frames in 3 s");
+    assert!(
+        nv <= 66 && ni <= 66,
+        "the cap holds: video {nv}, image {ni}"
+    );
+}
