@@ -203,33 +203,13 @@ async fn a_video_viewer_of_a_still_picture_gets_a_keyframe_and_decodes_it() {
     let (h, payload) = c.recv_frame().await;
     assert!(chunk(&h).0);
     let mut dec = openh264::decoder::Decoder::new().unwrap();
-    let yuv = dec
-        .decode(&payload)
-        .unwrap()
-        .expect("a picture from the keyframe");
-    use openh264::formats::YUVSource;
-    assert_eq!(yuv.dimensions(), (320, 240));
-    // Compare luma with the source's BT.709 limited-range Y' (the encoder's matrix).
-    let (ys, _, _) = yuv.strides();
-    let mut se = 0.0;
-    for y in 0..240usize {
-        for x in 0..320usize {
-            let p = &pic[(y * 320 + x) * 4..];
-            let want = 16.0
-                + 219.0
-                    * (0.2126 * f64::from(p[0])
-                        + 0.7152 * f64::from(p[1])
-                        + 0.0722 * f64::from(p[2]))
-                    / 255.0;
-            se += (want - f64::from(yuv.y()[y * ys + x])).powi(2);
-        }
-    }
-    let mse = se / (320.0 * 240.0);
-    let psnr = 10.0 * (255.0f64 * 255.0 / mse.max(1e-9)).log10();
+    // Luma against the source's BT.709 limited-range Y' (the encoder's matrix).
+    let psnr = luma_psnr(&mut dec, &payload, &pic, 320, 240);
     assert!(psnr >= 35.0, "decoded keyframe luma PSNR {psnr:.1} dB");
 }
 
-/// Luma PSNR of an access unit's picture against an RGBA source.
+/// Luma PSNR of an access unit's picture (which must be `w`×`h`) against an
+/// RGBA source's BT.709 limited-range Y'.
 fn luma_psnr(
     dec: &mut openh264::decoder::Decoder,
     au: &[u8],
@@ -239,6 +219,7 @@ fn luma_psnr(
 ) -> f64 {
     use openh264::formats::YUVSource;
     let yuv = dec.decode(au).unwrap().expect("a picture");
+    assert_eq!(yuv.dimensions(), (w, h));
     let (ys, _, _) = yuv.strides();
     let mut se = 0.0;
     for y in 0..h {
