@@ -26,6 +26,16 @@ fn quick() -> AdaptConfig {
     }
 }
 
+/// A hub with one 160×120 stream `s` made from `cfg`, without stills and
+/// with the [`quick`] controller.
+async fn adaptive_stream(cfg: StreamConfig) -> (Server, std::net::SocketAddr, framehub::Stream) {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let cfg = cfg.still_after(None).adaptive_with(quick());
+    let stream = server.add_stream("s", 160, 120, cfg).unwrap();
+    (server, addr, stream)
+}
+
 /// Publishes new 160×120 frames at ~60 fps until `stop`.
 /// Returns how many it published.
 fn publisher(stream: framehub::Stream, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
@@ -100,12 +110,7 @@ async fn view_until(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_viewer_steps_down_and_recovers_while_a_fast_one_keeps_full_quality() {
-    let server = Server::bind("127.0.0.1:0").await.unwrap();
-    let addr = server.local_addr().unwrap();
-    let cfg = StreamConfig::default()
-        .still_after(None)
-        .adaptive_with(quick());
-    let stream = server.add_stream("s", 160, 120, cfg).unwrap();
+    let (_server, addr, stream) = adaptive_stream(StreamConfig::default()).await;
     let fast = Client::open(addr, "/s", &["image/jpeg"]).await;
     let slow = Client::open(addr, "/s", &["image/jpeg"]).await;
     let stop = Arc::new(AtomicBool::new(false));
@@ -173,12 +178,7 @@ async fn a_slow_viewer_steps_down_and_recovers_while_a_fast_one_keeps_full_quali
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewers_on_one_tier_share_its_encode() {
-    let server = Server::bind("127.0.0.1:0").await.unwrap();
-    let addr = server.local_addr().unwrap();
-    let cfg = StreamConfig::default()
-        .still_after(None)
-        .adaptive_with(quick());
-    let stream = server.add_stream("s", 160, 120, cfg).unwrap();
+    let (_server, addr, stream) = adaptive_stream(StreamConfig::default()).await;
     let mut viewers = vec![];
     for _ in 0..6 {
         viewers.push(Client::open(addr, "/s", &["image/jpeg"]).await);
@@ -286,14 +286,8 @@ async fn view_video(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_video_viewer_moves_to_a_lower_bitrate_chain_and_back() {
-    let server = Server::bind("127.0.0.1:0").await.unwrap();
-    let addr = server.local_addr().unwrap();
-    let cfg = StreamConfig::default()
-        .still_after(None)
-        .h264(true)
-        .bitrate(800_000)
-        .adaptive_with(quick());
-    let stream = server.add_stream("s", 160, 120, cfg).unwrap();
+    let (_server, addr, stream) =
+        adaptive_stream(StreamConfig::default().h264(true).bitrate(800_000)).await;
     const VIDEO: &[&str] = &["webcodecs/h264-annexb", "image/jpeg"];
     let fast = Client::open(addr, "/s", VIDEO).await;
     let slow = Client::open(addr, "/s", VIDEO).await;
