@@ -77,6 +77,7 @@ export async function supportedFormats(imageOnly) {
  * @property {number|null} decodeMs mean receive→draw time, ms
  * @property {number} bitrateBps bits received over the last second
  * @property {number} framesDrawn
+ * @property {number} stillsDrawn lossless stills drawn (the picture is pixel-exact after one)
  * @property {number} framesSkipped superseded, dropped or undecodable frames
  * @property {number} framesReceived media messages received
  * @property {number} lastSeq seq of the last frame drawn (-1 none)
@@ -162,6 +163,7 @@ export class RemoteFramebufferView extends EventTarget {
 
     // --- statistics ---------------------------------------------------------
     this._framesDrawn = 0;
+    this._stillsDrawn = 0;
     this._framesSkipped = 0;
     this._framesReceived = 0;
     this._lastSeq = -1;
@@ -262,6 +264,7 @@ export class RemoteFramebufferView extends EventTarget {
       decodeMs: this._decodeMs === null ? null : Math.round(this._decodeMs * 10) / 10,
       bitrateBps: bytes * 8,
       framesDrawn: this._framesDrawn,
+      stillsDrawn: this._stillsDrawn,
       framesSkipped: this._framesSkipped,
       framesReceived: this._framesReceived,
       lastSeq: this._lastSeq,
@@ -495,6 +498,7 @@ export class RemoteFramebufferView extends EventTarget {
     this.display.draw(frame);
     const now = performance.now();
     this._framesDrawn++;
+    if (frame.still) this._stillsDrawn++;
     this._lastSeq = entry.seq;
     this._drawTimes.push(now);
     if (this._drawTimes.length > 600) this._drawTimes.splice(0, 300);

@@ -11,7 +11,11 @@
  *   entries wait for it;
  * - except that a finished **full** frame (a whole picture, not a patch)
  *   supersedes everything before it: those earlier entries are skipped, even
- *   if still decoding, and their results are closed when they arrive;
+ *   if still decoding, and their results are closed when they arrive — but
+ *   never a lossless still (`header.still`) of the same picture (same
+ *   `timestamp_us`): a lossy copy of a picture does not replace its exact
+ *   one (the hub's sharper video keyframe of a resting picture can finish
+ *   decoding before the PNG still sent just before it);
  * - a frame whose `seq` is not above the highest drawn one is never drawn.
  *
  * Every entry leaves the queue exactly once, through `draw` (it was shown) or
@@ -138,6 +142,15 @@ export class FrameQueue {
       if (q[i].done && q[i].full && q[i].result) {
         cut = i;
         break;
+      }
+    }
+    if (cut > 0 && !q[cut].header.still) {
+      const ts = Number(q[cut].header.timestamp_us);
+      for (let i = cut - 1; i >= 0; i--) {
+        if (q[i].header.still && Number(q[i].header.timestamp_us) === ts) {
+          cut = i;
+          break;
+        }
       }
     }
     if (cut > 0) {

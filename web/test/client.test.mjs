@@ -148,6 +148,28 @@ test('a finished full frame supersedes older ones; late decodes never draw', asy
   assert.equal(q.highestDrawn, 6);
 });
 
+test('a lossy copy of a picture never supersedes its lossless still', async () => {
+  const { q, log } = recorder();
+  const a = deferred(), b = deferred(), c = deferred(), d = deferred();
+  q.push({ seq: 1, timestamp_us: 10 }, true, a.promise);
+  q.push({ seq: 2, timestamp_us: 20, still: true }, true, b.promise);
+  q.push({ seq: 3, timestamp_us: 20 }, true, c.promise);
+  c.resolve(frame(true));
+  await tick();
+  // seq 1 (an older picture) is superseded; the still waits for its decode.
+  assert.deepEqual(log, [['skip', 1, 'superseded']]);
+  b.resolve(frame(true));
+  await tick();
+  assert.deepEqual(log.slice(1), [['draw', 2], ['draw', 3]]);
+  // A newer picture still supersedes a still that is decoding.
+  q.push({ seq: 4, timestamp_us: 30, still: true }, true, d.promise);
+  const e = deferred();
+  q.push({ seq: 5, timestamp_us: 40 }, true, e.promise);
+  e.resolve(frame(true));
+  await tick();
+  assert.deepEqual(log.slice(3), [['skip', 4, 'superseded'], ['draw', 5]]);
+});
+
 test('failed decodes are skipped (acked) and stale seqs never draw', async () => {
   const { q, log } = recorder();
   const a = deferred();

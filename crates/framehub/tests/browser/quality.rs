@@ -112,8 +112,12 @@ async fn a_still_makes_the_canvas_pixel_exact() {
         lossy > 0,
         "the first (JPEG) frame is lossy on this busy picture"
     );
-    b.wait_for("window.framehubStats.framesDrawn >= 2", WAIT, "the still")
-        .await;
+    b.wait_for(
+        "window.framehubView.getStats().stillsDrawn >= 1",
+        WAIT,
+        "the still",
+    )
+    .await;
     let exact = mismatches(&b, w, h).await;
     assert_eq!(
         exact, 0,
@@ -132,14 +136,23 @@ async fn a_still_makes_a_video_session_pixel_exact_too() {
     let pic = busy_picture(w, h);
     stream.publish(Frame::rgba(w, h, pic)).unwrap();
     b.wait_for("window.framehubView.getStats().transport === 'webcodecs' && window.framehubStats.framesDrawn >= 1", WAIT, "the video frame").await;
-    b.wait_for("window.framehubStats.framesDrawn >= 2", WAIT, "the still")
-        .await;
+    // The hub sends the PNG still and a sharper video keyframe of the same
+    // resting picture, in either order; the keyframe may finish decoding
+    // first. Wait for all three messages to be decoded and settled: the
+    // keyframe is drawn before the still or not painted over it.
+    b.wait_for(
+        "(s => s.stillsDrawn >= 1 && s.framesReceived >= 3 && s.decodeQueueSize === 0)(window.framehubView.getStats())",
+        WAIT,
+        "the still and the sharper keyframe",
+    )
+    .await;
     assert_eq!(
         mismatches(&b, w, h).await,
         0,
         "after the still every canvas pixel equals the published one"
     );
     assert_eq!(stream.still_count(), 1);
+    assert_eq!(stream.video_still_count(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
