@@ -377,6 +377,8 @@ impl fmt::Debug for ServerConfig {
             .field("max_write_buffer", &self.max_write_buffer)
             .field("hello_timeout", &self.hello_timeout)
             .field("max_connections", &self.max_connections)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("max_http_connections", &self.max_http_connections)
             .field("max_per_address", &self.max_per_address)
             .field("exempt_loopback", &self.exempt_loopback)
             .field("max_message_size", &self.max_message_size)
@@ -416,6 +418,16 @@ pub struct ServerConfig {
     pub exempt_loopback: bool,
     /// Largest WebSocket message read from a client, in bytes (larger ones close with 1009).
     pub max_message_size: usize,
+    /// Close an HTTP connection whose request headers have not all arrived
+    /// this long after it opened or after its previous response (hyper's
+    /// `header_read_timeout`: slow-loris clients and idle keep-alive
+    /// connections). Applies when the hub listens itself ([`crate::Server::listen`]).
+    pub header_read_timeout: Duration,
+    /// Most connections still in HTTP at once (page and REST requests,
+    /// WebSocket handshakes not yet upgraded); more are closed on accept and
+    /// counted as refused. Upgraded viewers count against `max_connections`
+    /// instead. Applies when the hub listens itself.
+    pub max_http_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -431,6 +443,8 @@ impl Default for ServerConfig {
             max_per_address: Some(64),
             exempt_loopback: true,
             max_message_size: 1 << 20,
+            header_read_timeout: Duration::from_secs(10),
+            max_http_connections: 1024,
         }
     }
 }

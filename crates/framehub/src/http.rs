@@ -255,6 +255,8 @@ struct HubMetrics {
     refused: BTreeMap<&'static str, u64>,
     /// Viewers dropped because their socket did not take a frame.
     write_failures: u64,
+    /// HTTP connections closed because their request headers were too slow.
+    header_timeouts: u64,
 }
 
 async fn hub_metrics(State(inner): State<Arc<Inner>>, parts: Parts) -> Response {
@@ -268,6 +270,7 @@ async fn hub_metrics(State(inner): State<Arc<Inner>>, parts: Parts) -> Response 
         closes,
         refused,
         write_failures: inner.counters.write_failures(),
+        header_timeouts: inner.counters.header_timeouts(),
     })
     .into_response()
 }

@@ -32,6 +32,7 @@ mod error;
 mod events;
 mod frame;
 mod http;
+mod listen;
 mod server;
 mod stream;
 #[cfg(feature = "h264")]

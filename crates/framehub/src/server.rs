@@ -34,6 +34,7 @@ pub struct HubCounters {
     closes: Mutex<BTreeMap<u16, u64>>,
     refused: Mutex<BTreeMap<&'static str, u64>>,
     write_failures: AtomicU64,
+    header_timeouts: AtomicU64,
 }
 
 impl HubCounters {
@@ -51,6 +52,17 @@ impl HubCounters {
     /// buffer full, write timeout, connection reset).
     pub fn count_write_failure(&self) {
         self.write_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an HTTP connection closed because its request headers were
+    /// not all read within `header_read_timeout`.
+    pub fn count_header_timeout(&self) {
+        self.header_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// HTTP connections closed on the header-read timeout.
+    pub fn header_timeouts(&self) -> u64 {
+        self.header_timeouts.load(Ordering::Relaxed)
     }
 
     /// Viewers dropped on a failed write.
@@ -313,28 +325,13 @@ impl Server {
         }
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
-        // Frames go out as soon as they are written (no Nagle delay waiting
-        // for the previous segment's ack, which would add an RTT to a frame).
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let mut shutdown = self.inner.shutdown.subscribe();
-        let task = tokio::spawn(async move {
-            let stop = async move {
-                let _ = shutdown.wait_for(|s| *s).await;
-            };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
-            {
-                tracing::error!(error = %e, "listener failed");
-            }
-        });
+        let shutdown = self.inner.shutdown.subscribe();
+        let task = tokio::spawn(crate::listen::serve(
+            Arc::clone(&self.inner),
+            listener,
+            self.router(),
+            shutdown,
+        ));
         *lock(&self.inner.local_addr) = Some(local);
         *lock(&self.inner.listener) = Some(task);
         tracing::info!(%local, "framehub listening");

@@ -274,3 +274,115 @@ async fn a_viewer_closed_while_it_floods_reads_the_close_code() {
     publisher.join().unwrap();
     assert!(lost.is_empty(), "{lost:?}");
 }
+
+/// Reads from `tcp` until the peer closes it (Ok) or `within` passes (Err).
+async fn closed_within(tcp: &mut tokio::net::TcpStream, within: Duration) -> Result<(), ()> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    tokio::time::timeout(within, async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .map_err(|_| ())
+}
+
+#[tokio::test]
+async fn slow_request_headers_are_cut_off_and_counted() {
+    use tokio::io::AsyncWriteExt;
+    let cfg = ServerConfig {
+        header_read_timeout: Duration::from_millis(400),
+        ..ServerConfig::default()
+    };
+    let server = Server::builder()
+        .config(cfg)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    server
+        .add_stream("a", 8, 8, StreamConfig::default())
+        .unwrap();
+    // A slow loris: a request line, then a header byte now and then.
+    let mut loris = tokio::net::TcpStream::connect(addr).await.unwrap();
+    loris
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let drip = async {
+        for b in b"X-Slow: 1234567890" {
+            if loris.write_all(&[*b]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    drip.await;
+    assert!(
+        closed_within(&mut loris, Duration::from_secs(5))
+            .await
+            .is_ok(),
+        "the hub closes a connection whose headers never finish"
+    );
+    let took = t.elapsed();
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    // An idle connection that never sends a byte goes the same way.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert!(closed_within(&mut idle, Duration::from_secs(5))
+        .await
+        .is_ok());
+    // Viewers and REST were never disturbed, and the cut-offs are counted.
+    let _v = Client::open(addr, "/a", &["image/jpeg"]).await;
+    let m = hub_metrics(addr).await;
+    assert!(m["header_timeouts"].as_u64().unwrap() >= 2, "{m}");
+}
+
+#[tokio::test]
+async fn connections_still_in_http_are_bounded() {
+    let cfg = ServerConfig {
+        max_http_connections: 3,
+        ..ServerConfig::default()
+    };
+    let server = Server::builder()
+        .config(cfg)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    server
+        .add_stream("a", 8, 8, StreamConfig::default())
+        .unwrap();
+    // An upgraded viewer no longer counts as an HTTP connection.
+    let mut viewer = Client::open(addr, "/a", &["image/jpeg"]).await;
+    // Three connections that send nothing take every HTTP place.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut fourth = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert!(
+        closed_within(&mut fourth, Duration::from_secs(2))
+            .await
+            .is_ok(),
+        "a connection beyond max_http_connections is closed on accept"
+    );
+    // The viewer is not disturbed.
+    server
+        .stream("a")
+        .unwrap()
+        .publish(Frame::rgba(8, 8, vec![9u8; 256]))
+        .unwrap();
+    let (h, _) = viewer.recv_frame().await;
+    assert_eq!(h.seq(), 0);
+    // Places free up when those connections go.
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let m = hub_metrics(addr).await;
+    assert_eq!(m["refused"]["too many HTTP connections"], 1, "{m}");
+}
