@@ -64,7 +64,13 @@ class Server(ServerBase[Display]):
         """Stops the listener and disconnects every viewer of every stream
         (close code 1001); the hub's threads stop. Idempotent."""
         if self._hub.runtime_running:
-            await self._hub.close_async(asyncio.get_running_loop())
+            # On a thread of the loop's executor, which Python joins before
+            # the interpreter exits. (A thread of the hub's own that resolved
+            # the future from Rust could still be inside Python when the
+            # program, its await done, reached interpreter shutdown: Python
+            # 3.11 kills such threads with pthread_exit, and the unwinding
+            # through Rust aborted the process.)
+            await asyncio.get_running_loop().run_in_executor(None, self._hub.close)
 
     async def __aenter__(self) -> Server:
         return self

@@ -28,6 +28,9 @@ async def test_a_pdum_rfb_program_runs_with_only_its_import_changed() -> None:
     assert "import framehub as rfb  # was: import pdum.rfb as rfb" in PROGRAM.read_text()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
+        # A crash prints every thread's Python stack to stderr (shown on failure).
+        "-X",
+        "faulthandler",
         str(PROGRAM),
         "--port",
         "0",
@@ -97,8 +100,9 @@ async def test_a_pdum_rfb_program_runs_with_only_its_import_changed() -> None:
         assert await viewer.closed_code() is not None  # display.aclose() closed the hub
 
         assert (await line())["phase"] == "done"
-        assert await asyncio.wait_for(proc.wait(), 30) == 0
+        code = await asyncio.wait_for(proc.wait(), 30)
         stderr = (await proc.stderr.read()).decode()
+        assert code == 0, f"the program exited with {code}; its stderr:\n{stderr}"
         assert "Traceback" not in stderr, stderr
     finally:
         if proc.returncode is None:

@@ -59,10 +59,12 @@ pub struct BenchArgs {
     /// streams-1, streams-8, streams-32 (360p streams at 30 fps, 2 viewers
     /// each); static-repeat (the same picture published at 30 fps, 10
     /// viewers), static-idle (one frame, then nothing); slowlink-50,
-    /// slowlink-200 (720p at 30 fps, 8 viewers + 2 acking 50 or 200 ms late).
+    /// slowlink-200 (720p at 30 fps, 8 viewers + 2 acking 50 or 200 ms late);
+    /// visible-10, hidden-10 (10 viewers of 720p at 30 fps, all visible, or
+    /// all hidden as background tabs are).
     /// Groups: core (a–k), resolution, fanout, streams, static, slowlink,
-    /// patch (full-cursor, patch-cursor, full-chart, patch-chart), sweeps
-    /// (all six), all.
+    /// patch (full-cursor, patch-cursor, full-chart, patch-chart), hidden
+    /// (visible-10, hidden-10), sweeps (all seven), all.
     #[arg(long, value_delimiter = ',', default_value = "all", value_parser = parse_selection_arg)]
     pub scenarios: Vec<Selection>,
     /// Picture(s) to publish, comma-separated; each scenario runs once per picture.
@@ -186,6 +188,11 @@ pub enum ScenarioId {
     FullChart,
     /// … and to 2 with.
     PatchChart,
+    /// Hidden viewers: 10 viewers of one 1280×720 JPEG stream at 30 fps, all visible …
+    Visible10,
+    /// … and the same 10 all hidden (`visibility: false`, a background
+    /// tab): the hub encodes nothing, compared with the first.
+    Hidden10,
 }
 
 /// Every scenario with its name on the command line and in the results, in run order.
@@ -220,6 +227,8 @@ const SCENARIOS: &[(ScenarioId, &str)] = &[
     (ScenarioId::PatchCursor, "patch-cursor"),
     (ScenarioId::FullChart, "full-chart"),
     (ScenarioId::PatchChart, "patch-chart"),
+    (ScenarioId::Visible10, "visible-10"),
+    (ScenarioId::Hidden10, "hidden-10"),
 ];
 
 /// Names that stand for several scenarios in `--scenarios`.
@@ -234,9 +243,10 @@ const GROUPS: &[(&str, &str)] = &[
         "patch",
         "full-cursor, patch-cursor, full-chart, patch-chart",
     ),
+    ("hidden", "visible-10, hidden-10"),
     (
         "sweeps",
-        "resolution, fanout, streams, static, slowlink, patch",
+        "resolution, fanout, streams, static, slowlink, patch, hidden",
     ),
     ("all", "core and sweeps"),
 ];
@@ -273,6 +283,7 @@ fn parse_selection(name: &str) -> Result<Vec<ScenarioId>, String> {
             .filter(|(_, n)| n.ends_with("-cursor") || n.ends_with("-chart"))
             .map(|(id, _)| *id)
             .collect(),
+        "hidden" => vec![ScenarioId::Visible10, ScenarioId::Hidden10],
         "sweeps" => sweeps,
         "all" => SCENARIOS.iter().map(|(id, _)| *id).collect(),
         n => match SCENARIOS.iter().find(|(_, name)| *name == n) {
@@ -314,7 +325,7 @@ impl ScenarioId {
     fn sweep(self) -> Option<&'static str> {
         let name = self.name();
         [
-            "res", "fanout", "streams", "static", "slowlink", "patch", "full",
+            "res", "fanout", "streams", "static", "slowlink", "patch", "full", "visible", "hidden",
         ]
         .into_iter()
         .find(|p| name.strip_prefix(p).is_some_and(|r| r.starts_with('-')))
@@ -416,6 +427,8 @@ struct Scenario {
     same_picture: bool,
     /// The viewers list `framehub/patch`, as the browser client does (region updates).
     patch: bool,
+    /// The viewers say `visibility: false` after their handshake.
+    hidden: bool,
     /// The picture this scenario always publishes (None: `--picture`'s).
     picture: Option<Picture>,
     transport: Transport,
@@ -440,6 +453,7 @@ impl Scenario {
             rate: Rate::Saturate,
             same_picture: false,
             patch: false,
+            hidden: false,
             picture: None,
             transport: id.own_transport(),
         };
@@ -531,6 +545,11 @@ impl Scenario {
                 patch: id == ScenarioId::PatchChart,
                 picture: Some(Picture::Chart),
                 ..at_30("region updates: the demo's chart", 2)
+            },
+            ScenarioId::Visible10 => at_30("hidden viewers: 10 viewers, all visible", ten),
+            ScenarioId::Hidden10 => Scenario {
+                hidden: true,
+                ..at_30("hidden viewers: 10 viewers, all hidden", ten)
             },
         }
     }
@@ -624,6 +643,9 @@ struct ScenarioReport {
     content: &'static str,
     /// Whether the viewers listed `framehub/patch` (region updates).
     patch: bool,
+    /// Whether the viewers were hidden (`visibility: false`) through the window.
+    #[serde(default)]
+    hidden: bool,
     /// Region updates (`image_patch`) per second, median viewer (they count in frames/s).
     patches_per_s: f64,
     /// Frames the max-rate publisher keeps in the hub (`--depth`; None at a fixed rate).
@@ -1312,6 +1334,7 @@ async fn run_scenario(
             _ => "changing",
         },
         patch: sc.patch,
+        hidden: sc.hidden,
         patches_per_s: median(&sorted(false, |v| v.patches as f64)) / result.window_s,
         publish_depth: matches!(sc.rate, Rate::Saturate).then_some(args.depth),
         quick: args.quick,
@@ -1424,6 +1447,7 @@ async fn drive_client(
         .args(["--stream", &sc.stream_names().join(",")])
         .args(["--transport", &sc.transport.to_string()])
         .args(sc.patch.then_some("--patch"))
+        .args(sc.hidden.then_some("--hidden"))
         .args(["--viewers", &sc.viewers.to_string()])
         .args(["--slow", &sc.slow_viewers.to_string()])
         .args(["--ack-delay-ms", &sc.ack_delay_ms.to_string()])
@@ -1830,6 +1854,39 @@ fn checks(r: &ScenarioReport, earlier: &[ScenarioReport], quick: bool) -> Vec<Ch
                     _ => format!("{:.0} B ({full_id} not run)", r.bytes_per_frame),
                 },
                 pass: full.and_then(|f| judge(r.bytes_per_frame < share * f)),
+            });
+        }
+        // The reference of hidden-10.
+        ScenarioId::Visible10 => out.push(fps(29.0)),
+        ScenarioId::Hidden10 => {
+            let visible_id = ScenarioId::Visible10;
+            let visible = find(earlier, visible_id, r.picture, r.transport);
+            // Issue 5: when no viewer is visible the stream skips encoding
+            // ("show that CPU drops"); own bound: under a tenth of the CPU.
+            let share = 0.1;
+            out.push(Check {
+                target: format!(
+                    "no encode, hub CPU < {:.0} % of {visible_id}'s (own bound)",
+                    share * 100.0
+                ),
+                measured: match visible {
+                    Some(v) => format!(
+                        "{:.1} encodes/s vs {:.1}; hub CPU {:.2} % vs {:.1} % (×{:.3}); {:.1} frames/s sent",
+                        r.encode_fps,
+                        v.encode_fps,
+                        r.hub_cpu_pct,
+                        v.hub_cpu_pct,
+                        r.hub_cpu_pct / v.hub_cpu_pct.max(1e-9),
+                        r.server_frames_sent as f64 / r.window_s.max(1e-9)
+                    ),
+                    None => format!(
+                        "{:.1} encodes/s, hub CPU {:.2} % ({visible_id} not run)",
+                        r.encode_fps, r.hub_cpu_pct
+                    ),
+                },
+                pass: visible.and_then(|v| {
+                    judge(r.encode_fps == 0.0 && r.hub_cpu_pct < share * v.hub_cpu_pct)
+                }),
             });
         }
         ScenarioId::StaticIdle => out.push(Check {

@@ -245,25 +245,6 @@ impl Hub {
         Ok(())
     }
 
-    /// [`Hub::close`] as an asyncio future on `event_loop` (the closing runs on
-    /// a short-lived thread, never on the loop).
-    fn close_async<'py>(
-        &self,
-        py: Python<'py>,
-        event_loop: Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let (completer, future) = bridge::Completer::new(&event_loop, Ok(py.None()))?;
-        let inner = Arc::clone(&self.inner);
-        std::thread::Builder::new()
-            .name("framehub-close".into())
-            .spawn(move || {
-                inner.close_blocking();
-                let _ = Python::try_attach(move |py| completer.complete(py, Ok(py.None())));
-            })
-            .map_err(|e| PyRuntimeError::new_err(format!("cannot start a thread: {e}")))?;
-        Ok(future)
-    }
-
     fn __repr__(&self) -> String {
         match self.inner.server.local_addr() {
             Some(a) => format!("<framehub Hub on {a}>"),

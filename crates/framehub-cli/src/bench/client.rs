@@ -68,6 +68,10 @@ pub struct ClientArgs {
     /// image viewers may then get region updates (`image_patch`).
     #[arg(long)]
     pub patch: bool,
+    /// Every viewer says `visibility: false` right after its handshake, as
+    /// a browser tab in the background does: the hub sends it nothing.
+    #[arg(long)]
+    pub hidden: bool,
     /// How many of each stream's viewers (the last ones) ack late.
     #[arg(long, default_value_t = 0)]
     pub slow: usize,
@@ -244,6 +248,7 @@ async fn client_main(args: ClientArgs) -> anyhow::Result<()> {
             slow: k >= per_stream - args.slow,
             transport: args.transport,
             patch: args.patch,
+            hidden: args.hidden,
             ack_delay: Duration::from_millis(args.ack_delay_ms),
             created_unix_us: args.created_unix_us[stream],
         };
@@ -361,6 +366,7 @@ struct ViewerTask {
     slow: bool,
     transport: Transport,
     patch: bool,
+    hidden: bool,
     ack_delay: Duration,
     created_unix_us: u64,
 }
@@ -430,6 +436,12 @@ impl ViewerTask {
                             session: v["session"].as_u64(),
                             codec: v["codec"].as_str().map(str::to_owned),
                         };
+                        if self.hidden {
+                            let hidden = r#"{"type":"visibility","visible":false}"#;
+                            ws.send(Message::Text(hidden.into()))
+                                .await
+                                .context("sending visibility")?;
+                        }
                         return Ok((ws, config));
                     }
                 }

@@ -128,6 +128,36 @@ pub fn peak_rss_bytes() -> anyhow::Result<u64> {
     status_kb("VmHWM")
 }
 
+/// Bytes the allocator has handed out and not had back (glibc's
+/// `mallinfo2`: `uordblks` + `hblkhd`, all arenas): the heap in use, which
+/// unlike RSS does not count freed memory the allocator keeps. None on
+/// targets other than Linux with glibc.
+#[allow(unsafe_code)]
+pub fn heap_in_use_bytes() -> Option<u64> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 only reads the allocator's statistics (glibc ≥ 2.33).
+        let m = unsafe { libc::mallinfo2() };
+        Some((m.uordblks + m.hblkhd) as u64)
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        None
+    }
+}
+
+/// Asks the allocator to return the free memory it holds to the system
+/// (glibc's `malloc_trim(0)`); after it, RSS is close to what is in use.
+/// Does nothing on other targets.
+#[allow(unsafe_code)]
+pub fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointers; it only releases free pages.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Resets the peak (`VmHWM`) to the current RSS by writing `5` to
 /// `/proc/self/clear_refs` (Linux ≥ 4.0). Returns whether it worked; when
 /// not, the peak covers everything the process did before.
