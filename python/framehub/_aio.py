@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -64,13 +65,13 @@ class Server(ServerBase[Display]):
         """Stops the listener and disconnects every viewer of every stream
         (close code 1001); the hub's threads stop. Idempotent."""
         if self._hub.runtime_running:
-            # On a thread of the loop's executor, which Python joins before
-            # the interpreter exits. (A thread of the hub's own that resolved
-            # the future from Rust could still be inside Python when the
-            # program, its await done, reached interpreter shutdown: Python
-            # 3.11 kills such threads with pthread_exit, and the unwinding
-            # through Rust aborted the process.)
-            await asyncio.get_running_loop().run_in_executor(None, self._hub.close)
+            # On a Python thread of its own, joined right after. (A thread of
+            # the hub's own that resolved the future from Rust could still be
+            # inside Python when the program, its await done, reached
+            # interpreter shutdown: Python 3.11 kills such threads with
+            # pthread_exit, and the unwinding through Rust aborted the process.)
+            with concurrent.futures.ThreadPoolExecutor(1, "framehub-close") as pool:
+                await asyncio.get_running_loop().run_in_executor(pool, self._hub.close)
 
     async def __aenter__(self) -> Server:
         return self
