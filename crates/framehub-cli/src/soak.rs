@@ -302,6 +302,7 @@ fn heap_figures(
     samples: &[Sample],
     window_start_s: f64,
     level_span_s: f64,
+    start: Option<u64>,
     after: Option<u64>,
 ) -> Option<HeapFigures> {
     let in_window: Vec<(f64, f64)> = samples
@@ -324,6 +325,7 @@ fn heap_figures(
         peak_mib: in_window.iter().map(|p| p.1).fold(end_mib, f64::max),
         end_mib,
         slope_mib_per_min: slope(&in_window) * 60.0,
+        start_mib: start.map_or(0.0, mib),
         after_clients_mib: after.map_or(0.0, mib),
     })
 }
@@ -415,6 +417,8 @@ struct Memory {
 /// The heap in use over the window ([`Memory::heap`]).
 #[derive(Debug, Clone, Serialize)]
 struct HeapFigures {
+    /// Before the first client, MiB.
+    start_mib: f64,
     /// Median over the window's first `level_span_s`, MiB.
     level_mib: f64,
     /// Highest 1 s sample in the window, MiB.
@@ -676,6 +680,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let fd_start = fd_count()?;
     let rss_start = procfs::rss_bytes()?;
+    let heap_start = procfs::heap_in_use_bytes();
     let t_hub = Instant::now();
 
     let common = vec![
@@ -928,7 +933,13 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
         after_clients_mib: mib(rss_after),
         after_trim_mib: mib(rss_after_trim),
         samples: in_window.len(),
-        heap: heap_figures(&samples, window_start_s, level_span_s, heap_after),
+        heap: heap_figures(
+            &samples,
+            window_start_s,
+            level_span_s,
+            heap_start,
+            heap_after,
+        ),
     };
     let fds = Fds {
         start: fd_start,
@@ -1038,6 +1049,11 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Heap growth allowed over the window, as a share of its level (own bound).
+const HEAP_MARGIN: f64 = 0.05;
+/// … and at least this much, MiB.
+const HEAP_MARGIN_MIN_MIB: f64 = 4.0;
+
 /// The checks of issue 6's soak test, judged.
 fn checks(r: &SoakReport) -> Vec<Check> {
     let timed = |ok: bool| (!r.quick).then_some(ok);
@@ -1084,6 +1100,32 @@ fn checks(r: &SoakReport) -> Vec<Check> {
         ),
         pass: timed(m.end_mib <= m.level_mib + m.margin_mib),
     });
+    if let Some(h) = &m.heap {
+        // RSS also counts freed memory the allocator keeps; the heap in use
+        // does not, so it is the sharper test for memory kept per session.
+        let margin = (h.level_mib * HEAP_MARGIN).max(HEAP_MARGIN_MIN_MIB);
+        out.push(Check {
+            target: format!(
+                "no leak: the hub's heap in use (glibc mallinfo2) at the window's end ≤ its level + max({HEAP_MARGIN_MIN_MIB} MiB, {:.0} %), and back near the start once the clients left",
+                HEAP_MARGIN * 100.0
+            ),
+            measured: format!(
+                "level {:.1} MiB, peak {:.1}, end {:.1} (allowed {:.1}); slope {:+.2} MiB/min; {:.1} MiB before the clients, {:.1} after they left (allowed {:.1})",
+                h.level_mib,
+                h.peak_mib,
+                h.end_mib,
+                h.level_mib + margin,
+                h.slope_mib_per_min,
+                h.start_mib,
+                h.after_clients_mib,
+                h.start_mib + HEAP_MARGIN_MIN_MIB
+            ),
+            pass: timed(
+                h.end_mib <= h.level_mib + margin
+                    && h.after_clients_mib <= h.start_mib + HEAP_MARGIN_MIN_MIB,
+            ),
+        });
+    }
     out.push(Check {
         target: "no panic in the hub (panic hook) and no internal-error close (1011)".into(),
         measured: format!(
@@ -1279,8 +1321,8 @@ fn summary(r: &SoakReport) -> String {
     if let Some(h) = &m.heap {
         let _ = writeln!(
             t,
-            "Hub heap in use (MiB, glibc mallinfo2): level {:.1}, peak {:.1}, end {:.1}, slope {:+.2} MiB/min; {:.1} after the clients left",
-            h.level_mib, h.peak_mib, h.end_mib, h.slope_mib_per_min, h.after_clients_mib
+            "Hub heap in use (MiB, glibc mallinfo2): {:.1} before the clients; level {:.1}, peak {:.1}, end {:.1}, slope {:+.2} MiB/min; {:.1} after the clients left",
+            h.start_mib, h.level_mib, h.peak_mib, h.end_mib, h.slope_mib_per_min, h.after_clients_mib
         );
     }
     let _ = writeln!(
