@@ -9,6 +9,20 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::*;
 
+/// A hub with `cfg`, listening on a free port, with one stream `a` (8×8, default settings).
+async fn hub_with_stream_a(cfg: ServerConfig) -> (Server, std::net::SocketAddr) {
+    let server = Server::builder()
+        .config(cfg)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    server
+        .add_stream("a", 8, 8, StreamConfig::default())
+        .unwrap();
+    (server, addr)
+}
+
 async fn hub_metrics(addr: std::net::SocketAddr) -> Value {
     serde_json::from_str(&http_get(addr, "/_/metrics").await.1).unwrap()
 }
@@ -65,15 +79,7 @@ async fn connections_per_address_are_bounded() {
         exempt_loopback: false,
         ..ServerConfig::default()
     };
-    let server = Server::builder()
-        .config(cfg)
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let addr = server.local_addr().unwrap();
-    server
-        .add_stream("a", 8, 8, StreamConfig::default())
-        .unwrap();
+    let (_server, addr) = hub_with_stream_a(cfg).await;
     let c1 = Client::open(addr, "/a", &["image/jpeg"]).await;
     let _c2 = Client::open(addr, "/a", &["image/jpeg"]).await;
     let mut c3 = Client::connect(addr, "/a").await;
@@ -93,15 +99,7 @@ async fn no_hello_in_time_closes_1008() {
         hello_timeout: Duration::from_millis(300),
         ..ServerConfig::default()
     };
-    let server = Server::builder()
-        .config(cfg)
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let addr = server.local_addr().unwrap();
-    server
-        .add_stream("a", 8, 8, StreamConfig::default())
-        .unwrap();
+    let (_server, addr) = hub_with_stream_a(cfg).await;
     let mut c = Client::connect(addr, "/a").await;
     let t = Instant::now();
     assert_eq!(c.recv_close().await, (1008, "no hello in time".to_string()));
@@ -298,15 +296,7 @@ async fn slow_request_headers_are_cut_off_and_counted() {
         header_read_timeout: Duration::from_millis(400),
         ..ServerConfig::default()
     };
-    let server = Server::builder()
-        .config(cfg)
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let addr = server.local_addr().unwrap();
-    server
-        .add_stream("a", 8, 8, StreamConfig::default())
-        .unwrap();
+    let (_server, addr) = hub_with_stream_a(cfg).await;
     // A slow loris: a request line, then a header byte now and then.
     let mut loris = tokio::net::TcpStream::connect(addr).await.unwrap();
     loris
@@ -348,15 +338,7 @@ async fn connections_still_in_http_are_bounded() {
         max_http_connections: 3,
         ..ServerConfig::default()
     };
-    let server = Server::builder()
-        .config(cfg)
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let addr = server.local_addr().unwrap();
-    server
-        .add_stream("a", 8, 8, StreamConfig::default())
-        .unwrap();
+    let (server, addr) = hub_with_stream_a(cfg).await;
     // An upgraded viewer no longer counts as an HTTP connection.
     let mut viewer = Client::open(addr, "/a", &["image/jpeg"]).await;
     // Three connections that send nothing take every HTTP place.
