@@ -126,6 +126,17 @@ impl Client {
     }
 }
 
+/// A hub with `cfg` listening on a free loopback port, and its address.
+pub async fn hub_with(cfg: framehub::ServerConfig) -> (framehub::Server, SocketAddr) {
+    let server = framehub::Server::builder()
+        .config(cfg)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    (server, addr)
+}
+
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = TcpStream::connect(addr).await.expect("connect");

@@ -11,12 +11,7 @@ use crate::common::*;
 
 /// A hub with `cfg`, listening on a free port, with one stream `a` (8×8, default settings).
 async fn hub_with_stream_a(cfg: ServerConfig) -> (Server, std::net::SocketAddr) {
-    let server = Server::builder()
-        .config(cfg)
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let addr = server.local_addr().unwrap();
+    let (server, addr) = hub_with(cfg).await;
     server
         .add_stream("a", 8, 8, StreamConfig::default())
         .unwrap();
@@ -33,12 +28,7 @@ async fn viewers_per_stream_and_connections_per_hub_are_bounded() {
         max_connections: 3,
         ..ServerConfig::default()
     };
-    let server = Server::builder()
-        .config(cfg)
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let addr = server.local_addr().unwrap();
+    let (server, addr) = hub_with(cfg).await;
     server
         .add_stream(
             "a",
@@ -172,12 +162,7 @@ async fn a_viewer_that_stops_reading_is_dropped_when_its_socket_stays_full() {
         write_timeout: Duration::from_millis(300),
         ..ServerConfig::default()
     };
-    let server = Server::builder()
-        .config(cfg)
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let addr = server.local_addr().unwrap();
+    let (server, addr) = hub_with(cfg).await;
     let big = server
         .add_stream("big", 1024, 1024, StreamConfig::default().max_inflight(8))
         .unwrap();

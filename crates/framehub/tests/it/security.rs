@@ -255,12 +255,7 @@ async fn a_hub_level_authenticator_guards_the_listing_and_open_streams() {
         authenticate: Some(auth()),
         ..framehub::ServerConfig::default()
     };
-    let server = Server::builder()
-        .config(cfg)
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let addr = server.local_addr().unwrap();
+    let (server, addr) = hub_with(cfg).await;
     server
         .add_stream("open", 8, 8, StreamConfig::default())
         .unwrap();
