@@ -412,7 +412,10 @@ pub struct ServerConfig {
     pub hello_timeout: Duration,
     /// Most WebSocket connections at once, all streams together (more are closed with 1008).
     pub max_connections: usize,
-    /// Most connections from one remote address (None: no limit).
+    /// Most viewers from one remote address, and most connections from one
+    /// address still in HTTP (not yet upgraded; counted apart), when the hub
+    /// listens itself (None: no limit). Not applied to HTTP connections
+    /// behind a trusted proxy (`trust_proxy`), which all come from its address.
     pub max_per_address: Option<usize>,
     /// Whether loopback peers (a reverse proxy, benchmarks) are exempt from `max_per_address`.
     pub exempt_loopback: bool,

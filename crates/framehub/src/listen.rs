@@ -6,12 +6,20 @@
 //! are counted only once their WebSocket is upgraded). Here each connection
 //! gets hyper's `header_read_timeout` ([`ServerConfig::header_read_timeout`],
 //! which also closes idle keep-alive connections), and connections still in
-//! HTTP (not yet upgraded) are capped by [`ServerConfig::max_http_connections`].
-//! An upgraded WebSocket leaves this loop's count: from then on the viewer
+//! HTTP (not yet upgraded) are capped by [`ServerConfig::max_http_connections`],
+//! and per remote address by [`ServerConfig::max_per_address`] (with its
+//! loopback exemption; not behind a trusted proxy, whose connections all
+//! come from one address), so one client cannot take every place.
+//! An upgraded WebSocket leaves this loop's counts: from then on the viewer
 //! limits apply.
+//!
+//! [`ServerConfig::header_read_timeout`]: crate::ServerConfig::header_read_timeout
+//! [`ServerConfig::max_http_connections`]: crate::ServerConfig::max_http_connections
+//! [`ServerConfig::max_per_address`]: crate::ServerConfig::max_per_address
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -21,10 +29,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
+use crate::events::lock;
 use crate::server::Inner;
 
 /// Why a connection was closed before HTTP (counted in `/_/metrics` `refused`).
 pub(crate) const TOO_MANY_HTTP: &str = "too many HTTP connections";
+/// See [`TOO_MANY_HTTP`].
+pub(crate) const TOO_MANY_HTTP_FROM_ADDRESS: &str = "too many HTTP connections from this address";
 
 /// Pause after a failed `accept` (e.g. out of file descriptors), so the loop
 /// does not spin while the condition lasts.
@@ -39,7 +50,13 @@ pub(crate) async fn serve(
     app: axum::Router,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let open = Arc::new(AtomicUsize::new(0));
+    let open = Arc::new(Mutex::new(HttpCounts::default()));
+    // Whose connections count per address (as for viewers, `Inner::admit`).
+    let per_address = |ip: IpAddr| {
+        let cfg = &inner.cfg;
+        cfg.max_per_address
+            .filter(|_| !cfg.trust_proxy && !(cfg.exempt_loopback && ip.is_loopback()))
+    };
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -56,17 +73,24 @@ pub(crate) async fn serve(
                 }
             },
         };
-        if open.load(Ordering::Acquire) >= inner.cfg.max_http_connections {
-            inner.counters.count_refusal(TOO_MANY_HTTP);
-            drop(tcp);
-            continue;
-        }
+        let slot = match HttpSlot::take(
+            &open,
+            peer.ip(),
+            inner.cfg.max_http_connections,
+            per_address(peer.ip()),
+        ) {
+            Ok(slot) => slot,
+            Err(why) => {
+                inner.counters.count_refusal(why);
+                drop(tcp);
+                continue;
+            }
+        };
         // Frames go out as soon as they are written (no Nagle delay waiting
         // for the previous segment's ack, which would add an RTT to a frame).
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
-        let slot = HttpSlot::take(&open);
         let app = app.clone();
         let builder = builder.clone();
         let counters = Arc::clone(&inner.counters);
@@ -99,18 +123,54 @@ pub(crate) async fn serve(
     }
 }
 
+/// Connections still in HTTP: all of them, and by remote address.
+#[derive(Default)]
+struct HttpCounts {
+    total: usize,
+    by_address: HashMap<IpAddr, usize>,
+}
+
 /// One place among the connections still in HTTP; freed when dropped.
-struct HttpSlot(Arc<AtomicUsize>);
+struct HttpSlot {
+    counts: Arc<Mutex<HttpCounts>>,
+    ip: IpAddr,
+}
 
 impl HttpSlot {
-    fn take(open: &Arc<AtomicUsize>) -> Self {
-        open.fetch_add(1, Ordering::AcqRel);
-        HttpSlot(Arc::clone(open))
+    /// Takes a place for a connection from `ip` within `max` in all and
+    /// `per_address` from one address, or says which limit refuses it.
+    fn take(
+        counts: &Arc<Mutex<HttpCounts>>,
+        ip: IpAddr,
+        max: usize,
+        per_address: Option<usize>,
+    ) -> Result<Self, &'static str> {
+        let mut c = lock(counts);
+        if c.total >= max {
+            return Err(TOO_MANY_HTTP);
+        }
+        let from = c.by_address.get(&ip).copied().unwrap_or(0);
+        if per_address.is_some_and(|limit| from >= limit) {
+            return Err(TOO_MANY_HTTP_FROM_ADDRESS);
+        }
+        c.total += 1;
+        *c.by_address.entry(ip).or_insert(0) += 1;
+        Ok(HttpSlot {
+            counts: Arc::clone(counts),
+            ip,
+        })
     }
 }
 
 impl Drop for HttpSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        let mut c = lock(&self.counts);
+        c.total -= 1;
+        if let Some(n) = c.by_address.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                c.by_address.remove(&self.ip);
+            }
+        }
     }
 }

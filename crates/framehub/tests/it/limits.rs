@@ -353,3 +353,36 @@ async fn connections_still_in_http_are_bounded() {
     let m = hub_metrics(addr).await;
     assert_eq!(m["refused"]["too many HTTP connections"], 1, "{m}");
 }
+
+#[tokio::test]
+async fn one_address_cannot_take_every_http_place() {
+    let cfg = ServerConfig {
+        max_per_address: Some(2),
+        exempt_loopback: false,
+        ..ServerConfig::default()
+    };
+    let (_server, addr) = hub_with_stream_a(cfg).await;
+    // Two connections that send nothing take this address's HTTP places.
+    let held: Vec<_> =
+        futures_util::future::join_all((0..2).map(|_| tokio::net::TcpStream::connect(addr)))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert!(
+        closed_within(&mut third, Duration::from_secs(2))
+            .await
+            .is_ok(),
+        "a third connection from the address is closed on accept"
+    );
+    // Their places free up when they go; the address is served again.
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let m = hub_metrics(addr).await;
+    assert_eq!(
+        m["refused"]["too many HTTP connections from this address"], 1,
+        "{m}"
+    );
+}
