@@ -54,8 +54,8 @@ pub(crate) async fn serve(
     // Whose connections count per address (as for viewers, `Inner::admit`).
     let per_address = |ip: IpAddr| {
         let cfg = &inner.cfg;
-        cfg.max_per_address
-            .filter(|_| !cfg.trust_proxy && !(cfg.exempt_loopback && ip.is_loopback()))
+        let exempt = cfg.trust_proxy || (cfg.exempt_loopback && ip.is_loopback());
+        cfg.max_per_address.filter(|_| !exempt)
     };
     let mut builder = http1::Builder::new();
     builder
