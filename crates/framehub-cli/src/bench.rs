@@ -61,10 +61,12 @@ pub struct BenchArgs {
     /// viewers), static-idle (one frame, then nothing); slowlink-50,
     /// slowlink-200 (720p at 30 fps, 8 viewers + 2 acking 50 or 200 ms late);
     /// visible-10, hidden-10 (10 viewers of 720p at 30 fps, all visible, or
-    /// all hidden as background tabs are).
-    /// Groups: core (a–k), resolution, fanout, streams, static, slowlink,
-    /// patch (full-cursor, patch-cursor, full-chart, patch-chart), hidden
-    /// (visible-10, hidden-10), sweeps (all seven), all.
+    /// all hidden as background tabs are); thinlink-4m, adaptive-4m (720p at 30
+    /// fps, 8 viewers + 2 on an emulated 4 Mbit/s link, without and with
+    /// `StreamConfig::adaptive`).
+    /// Groups: core (a–k), resolution, fanout, streams, static, slowlink
+    /// (with thinlink-4m and adaptive-4m), patch (full-cursor, patch-cursor, full-chart,
+    /// patch-chart), hidden (visible-10, hidden-10), sweeps (all seven), all.
     #[arg(long, value_delimiter = ',', default_value = "all", value_parser = parse_selection_arg)]
     pub scenarios: Vec<Selection>,
     /// Picture(s) to publish, comma-separated; each scenario runs once per picture.
@@ -177,6 +179,13 @@ pub enum ScenarioId {
     Slowlink50,
     /// The same with acks 200 ms late.
     Slowlink200,
+    /// Emulated thin link: 8 viewers ack at once, 2 ack when their frame
+    /// would have crossed a 4 Mbit/s link (frames queue on it) plus 20 ms
+    /// (1280×720 JPEG, 30 fps) …
+    Thinlink4m,
+    /// … and the same on a stream with adaptive quality: the slow viewers
+    /// step down (lower JPEG quality, then half size), the fast ones do not.
+    Adaptive4m,
     /// Region updates: the `cursor` picture (1920×1080, only a pointer
     /// moves) at 30 fps to 2 viewers that do not list `framehub/patch`
     /// (whole JPEG frames) …
@@ -223,6 +232,8 @@ const SCENARIOS: &[(ScenarioId, &str)] = &[
     (ScenarioId::StaticIdle, "static-idle"),
     (ScenarioId::Slowlink50, "slowlink-50"),
     (ScenarioId::Slowlink200, "slowlink-200"),
+    (ScenarioId::Thinlink4m, "thinlink-4m"),
+    (ScenarioId::Adaptive4m, "adaptive-4m"),
     (ScenarioId::FullCursor, "full-cursor"),
     (ScenarioId::PatchCursor, "patch-cursor"),
     (ScenarioId::FullChart, "full-chart"),
@@ -238,7 +249,10 @@ const GROUPS: &[(&str, &str)] = &[
     ("fanout", "fanout-1, fanout-10, fanout-100, fanout-500"),
     ("streams", "streams-1, streams-8, streams-32"),
     ("static", "static-repeat, static-idle"),
-    ("slowlink", "slowlink-50, slowlink-200"),
+    (
+        "slowlink",
+        "slowlink-50, slowlink-200, thinlink-4m, adaptive-4m",
+    ),
     (
         "patch",
         "full-cursor, patch-cursor, full-chart, patch-chart",
@@ -277,7 +291,12 @@ fn parse_selection(name: &str) -> Result<Vec<ScenarioId>, String> {
         "fanout" => prefix("fanout-"),
         "streams" => prefix("streams-"),
         "static" => prefix("static-"),
-        "slowlink" => prefix("slowlink-"),
+        "slowlink" => vec![
+            ScenarioId::Slowlink50,
+            ScenarioId::Slowlink200,
+            ScenarioId::Thinlink4m,
+            ScenarioId::Adaptive4m,
+        ],
         "patch" => SCENARIOS
             .iter()
             .filter(|(_, n)| n.ends_with("-cursor") || n.ends_with("-chart"))
@@ -326,6 +345,7 @@ impl ScenarioId {
         let name = self.name();
         [
             "res", "fanout", "streams", "static", "slowlink", "patch", "full", "visible", "hidden",
+            "thinlink", "adaptive",
         ]
         .into_iter()
         .find(|p| name.strip_prefix(p).is_some_and(|r| r.starts_with('-')))
@@ -429,6 +449,10 @@ struct Scenario {
     patch: bool,
     /// The viewers say `visibility: false` after their handshake.
     hidden: bool,
+    /// The stream has adaptive quality (`StreamConfig::adaptive`).
+    adaptive: bool,
+    /// The slow viewers' emulated link, kbit/s (0: none).
+    slow_kbps: u64,
     /// The picture this scenario always publishes (None: `--picture`'s).
     picture: Option<Picture>,
     transport: Transport,
@@ -454,6 +478,8 @@ impl Scenario {
             same_picture: false,
             patch: false,
             hidden: false,
+            adaptive: false,
+            slow_kbps: 0,
             picture: None,
             transport: id.own_transport(),
         };
@@ -531,6 +557,16 @@ impl Scenario {
             },
             ScenarioId::Slowlink50 => slowlink(50),
             ScenarioId::Slowlink200 => slowlink(200),
+            ScenarioId::Thinlink4m | ScenarioId::Adaptive4m => Scenario {
+                title: if id == ScenarioId::Adaptive4m {
+                    "fast viewers + 2 on a 4 Mbit/s link, adaptive quality, 30 fps"
+                } else {
+                    "fast viewers + 2 on a 4 Mbit/s link, 30 fps"
+                },
+                adaptive: id == ScenarioId::Adaptive4m,
+                slow_kbps: if quick { 400 } else { 4000 },
+                ..slowlink(20)
+            },
             ScenarioId::PatchCursor | ScenarioId::FullCursor => Scenario {
                 width: w1080,
                 height: h1080,
@@ -646,6 +682,28 @@ struct ScenarioReport {
     /// Whether the viewers were hidden (`visibility: false`) through the window.
     #[serde(default)]
     hidden: bool,
+    /// Whether the stream had adaptive quality.
+    #[serde(default)]
+    adaptive: bool,
+    /// Quality tier (0 = full) at the window's end (the hub's metrics): the
+    /// highest among the viewers that ack at once …
+    #[serde(default)]
+    tier_fast_max: u8,
+    /// … and the lowest among the slow ones (None without any).
+    #[serde(default)]
+    tier_slow_min: Option<u8>,
+    /// Tier changes in the window (steps down and up), all viewers that ack
+    /// at once together, and all slow ones together.
+    #[serde(default)]
+    tier_changes_fast: u64,
+    #[serde(default)]
+    tier_changes_slow: u64,
+    /// Mean message size of the viewers that ack at once, bytes …
+    #[serde(default)]
+    bytes_per_frame_fast: f64,
+    /// … and of the slow ones (None without any).
+    #[serde(default)]
+    bytes_per_frame_slow: Option<f64>,
     /// Region updates (`image_patch`) per second, median viewer (they count in frames/s).
     patches_per_s: f64,
     /// Frames the max-rate publisher keeps in the hub (`--depth`; None at a fixed rate).
@@ -1177,7 +1235,8 @@ async fn run_scenario(
     // issue asks to measure. Image viewers of the same stream would get JPEG.
     let cfg = StreamConfig::default()
         .quality(args.quality)
-        .h264(sc.transport.is_video());
+        .h264(sc.transport.is_video())
+        .adaptive(sc.adaptive);
     let bitrate_bps = sc.transport.is_video().then_some(cfg.bitrate);
     let names = sc.stream_names();
     let mut streams = Vec::with_capacity(names.len());
@@ -1277,6 +1336,34 @@ async fn run_scenario(
             .frames_sent
             .saturating_sub(before.map_or(0, |x| x.frames_sent));
     }
+    // Quality tiers at the window's end, fast and slow viewers apart.
+    let tiers = |slow: bool| {
+        b.metrics
+            .iter()
+            .filter(|(id, _)| slow_sessions.contains(id) == slow)
+            .map(|(_, m)| m.tier)
+            .collect::<Vec<u8>>()
+    };
+    let tier_fast_max = tiers(false).into_iter().max().unwrap_or(0);
+    let tier_slow_min = tiers(true).into_iter().min();
+    let tier_changes = |slow: bool| -> u64 {
+        b.metrics
+            .iter()
+            .filter(|(id, _)| slow_sessions.contains(id) == slow)
+            .map(|(id, m)| {
+                m.tier_changes
+                    .saturating_sub(a.metrics.get(id).map_or(0, |x| x.tier_changes))
+            })
+            .sum()
+    };
+    let group_bytes_per_frame = |slow: bool| {
+        let (bytes, frames) = result
+            .viewers
+            .iter()
+            .filter(|v| v.slow == slow)
+            .fold((0u64, 0u64), |(b, f), v| (b + v.bytes, f + v.frames));
+        (frames > 0).then(|| bytes as f64 / frames as f64)
+    };
     // One figure per viewer of one group (fast or slow), sorted.
     let sorted = |slow: bool, figure: fn(&client::ViewerResult) -> f64| {
         let mut v: Vec<f64> = result
@@ -1340,6 +1427,13 @@ async fn run_scenario(
         },
         patch: sc.patch,
         hidden: sc.hidden,
+        adaptive: sc.adaptive,
+        tier_fast_max,
+        tier_slow_min,
+        tier_changes_fast: tier_changes(false),
+        tier_changes_slow: tier_changes(true),
+        bytes_per_frame_fast: group_bytes_per_frame(false).unwrap_or(0.0),
+        bytes_per_frame_slow: group_bytes_per_frame(true),
         patches_per_s: median(&sorted(false, |v| v.patches as f64)) / result.window_s,
         publish_depth: matches!(sc.rate, Rate::Saturate).then_some(args.depth),
         quick: args.quick,
@@ -1456,6 +1550,7 @@ async fn drive_client(
         .args(["--viewers", &sc.viewers.to_string()])
         .args(["--slow", &sc.slow_viewers.to_string()])
         .args(["--ack-delay-ms", &sc.ack_delay_ms.to_string()])
+        .args(["--slow-kbps", &sc.slow_kbps.to_string()])
         .args(["--duration", &duration.to_string()])
         .args(["--warmup", &warmup.to_string()])
         .args([
@@ -1912,6 +2007,54 @@ fn checks(r: &ScenarioReport, earlier: &[ScenarioReport], quick: bool) -> Vec<Ch
             ),
             pass: judge(r.hub_cpu_pct <= IDLE_CPU_PCT),
         }),
+        // The reference of adaptive-4m.
+        ScenarioId::Thinlink4m => out.push(Check {
+            target: "fast viewers ≥ 29 frames/s while 2 are on a thin link (own criterion); slow viewers shown".into(),
+            measured: format!(
+                "min {:.1}; slow viewers {:.1} frames/s (median), {:.0} B/frame",
+                r.fps_min,
+                r.slow_fps_median.unwrap_or(0.0),
+                r.bytes_per_frame_slow.unwrap_or(0.0)
+            ),
+            pass: judge(r.fps_min >= 29.0),
+        }),
+        ScenarioId::Adaptive4m => {
+            let plain_id = ScenarioId::Thinlink4m;
+            let plain = find(earlier, plain_id, r.picture, r.transport);
+            // Issue 5: a slow viewer steps down while a fast viewer of the
+            // same stream keeps full quality.
+            out.push(Check {
+                target: "fast viewers ≥ 29 frames/s, never moved from full quality; the slow viewers stepped down (smaller frames)".into(),
+                measured: format!(
+                    "fast: min {:.1} frames/s, tier ≤ {} at the end, {} tier changes, {:.0} B/frame; slow: tier ≥ {} at the end, {} tier changes, {:.1} frames/s (median), {:.0} B/frame{}",
+                    r.fps_min,
+                    r.tier_fast_max,
+                    r.tier_changes_fast,
+                    r.bytes_per_frame_fast,
+                    r.tier_slow_min.map_or("–".into(), |t| t.to_string()),
+                    r.tier_changes_slow,
+                    r.slow_fps_median.unwrap_or(0.0),
+                    r.bytes_per_frame_slow.unwrap_or(0.0),
+                    match plain {
+                        Some(p) => format!(
+                            "; without adaptive ({plain_id}): slow {:.1} frames/s, {:.0} B/frame",
+                            p.slow_fps_median.unwrap_or(0.0),
+                            p.bytes_per_frame_slow.unwrap_or(0.0)
+                        ),
+                        None => String::new(),
+                    }
+                ),
+                pass: judge(
+                    r.fps_min >= 29.0
+                        && r.tier_fast_max == 0
+                        && r.tier_changes_fast == 0
+                        && (r.tier_changes_slow > 0 || r.tier_slow_min.is_some_and(|t| t >= 1))
+                        && r
+                            .bytes_per_frame_slow
+                            .is_some_and(|b| b < r.bytes_per_frame_fast),
+                ),
+            });
+        }
         ScenarioId::Slowlink50 | ScenarioId::Slowlink200 => out.push(Check {
             target: format!(
                 "fast viewers ≥ 29 frames/s while {} ack {} ms late (own criterion); slow viewers shown",
@@ -1962,10 +2105,13 @@ fn summary_table(reports: &[ScenarioReport]) -> String {
         if r.streams > 1 {
             viewers = format!("{} streams × {}", r.streams, r.viewers_per_stream);
         }
-        let rate = match r.content {
+        let mut rate = match r.content {
             "same" => format!("{} (same picture)", r.rate),
             _ => r.rate.clone(),
         };
+        if r.adaptive {
+            rate.push_str(" (adaptive)");
+        }
         let drops = if r.slow_viewers > 0 {
             format!("{} ({})", r.drops, r.drops_slow)
         } else {

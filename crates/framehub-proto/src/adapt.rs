@@ -48,6 +48,13 @@ pub struct AdaptConfig {
     pub step_down_after: Duration,
     /// Healthy this long → one tier up (default 5 s).
     pub step_up_after: Duration,
+    /// A step up that is followed by a step down within `step_up_after` (a
+    /// failed probe: the link sits between two tiers) doubles the health
+    /// needed before the next step up, up to this (default 60 s); a step up
+    /// that holds brings it back to `step_up_after`. So a viewer whose link
+    /// fits between two tiers tries the better one less and less often
+    /// (after 5, 10, 20, 40, 60 s) instead of every 6 s.
+    pub max_step_up_after: Duration,
     /// Window of the base-RTT minimum (default 30 s).
     pub min_rtt_window: Duration,
 }
@@ -60,6 +67,7 @@ impl Default for AdaptConfig {
             congested_decode_queue: 3,
             step_down_after: Duration::from_secs(1),
             step_up_after: Duration::from_secs(5),
+            max_step_up_after: Duration::from_secs(60),
             min_rtt_window: Duration::from_secs(30),
         }
     }
@@ -90,19 +98,26 @@ pub struct Adapter {
     congested_since: Option<Instant>,
     healthy_since: Option<Instant>,
     last_change: Instant,
+    /// Whether the last change was a step up.
+    last_was_up: bool,
+    /// Health needed before the next step up (`step_up_after`, doubled
+    /// after each failed probe up to `max_step_up_after`).
+    up_hold: Duration,
 }
 
 impl Adapter {
     /// A controller over `tiers` tiers (at least 1), starting at tier 0 at `now`.
     pub fn new(now: Instant, cfg: AdaptConfig, tiers: u8) -> Self {
         Adapter {
-            cfg,
             tiers: tiers.max(1),
             tier: 0,
             min_rtt: Vec::with_capacity(BUCKETS + 1),
             congested_since: None,
             healthy_since: None,
             last_change: now,
+            last_was_up: false,
+            up_hold: cfg.step_up_after,
+            cfg,
         }
     }
 
@@ -149,19 +164,35 @@ impl Adapter {
             let settled =
                 now.saturating_duration_since(self.last_change) >= self.cfg.step_down_after;
             if held && settled && self.tier + 1 < self.tiers {
+                if self.last_was_up {
+                    let since_up = now.saturating_duration_since(self.last_change);
+                    self.up_hold = if since_up < self.cfg.step_up_after {
+                        // The probe failed: wait longer before the next one.
+                        (self.up_hold * 2)
+                            .min(self.cfg.max_step_up_after.max(self.cfg.step_up_after))
+                    } else {
+                        self.cfg.step_up_after
+                    };
+                }
                 self.tier += 1;
                 self.last_change = now;
+                self.last_was_up = false;
                 self.congested_since = None;
                 return Step::Down(self.tier);
             }
         } else if healthy {
             self.congested_since = None;
             let since = *self.healthy_since.get_or_insert(now);
-            let held = now.saturating_duration_since(since) >= self.cfg.step_up_after;
-            let settled = now.saturating_duration_since(self.last_change) >= self.cfg.step_up_after;
+            let held = now.saturating_duration_since(since) >= self.up_hold;
+            let settled = now.saturating_duration_since(self.last_change) >= self.up_hold;
             if held && settled && self.tier > 0 {
+                if self.last_was_up {
+                    // The previous step up held: probes are cheap again.
+                    self.up_hold = self.cfg.step_up_after;
+                }
                 self.tier -= 1;
                 self.last_change = now;
+                self.last_was_up = true;
                 self.healthy_since = None;
                 return Step::Up(self.tier);
             }
@@ -216,6 +247,61 @@ mod tests {
         let steps = run(&mut a, &mut now, 10.2, 6 * MS, 0);
         assert_eq!(steps, vec![Step::Up(2), Step::Up(1)]);
         assert_eq!(a.tier(), 1);
+    }
+
+    #[test]
+    fn a_link_between_two_tiers_is_probed_less_and_less_often() {
+        let mut now = Instant::now();
+        let mut a = Adapter::new(now, AdaptConfig::default(), 4);
+        run(&mut a, &mut now, 1.0, 5 * MS, 0);
+        // The link carries tier 1 but not tier 0: at tier 0 frames queue
+        // (250 ms RTT), at tier 1 they do not. Record when each step happens.
+        let mut ups = vec![];
+        let start = now;
+        for _ in 0..(200 * 20) {
+            now += 50 * MS;
+            let rtt = if a.tier() == 0 { 250 * MS } else { 6 * MS };
+            a.on_rtt_sample(now, rtt);
+            if let Step::Up(_) = a.update(now, rtt, 0) {
+                ups.push(now.duration_since(start).as_secs_f64());
+            }
+        }
+        // Each failed probe doubles the wait before the next, up to 60 s.
+        let gaps: Vec<f64> = ups.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(ups.len() >= 4, "{ups:?}");
+        assert!(
+            gaps.windows(2).all(|g| g[1] >= g[0] - 0.1),
+            "the waits never shrink: {gaps:?}"
+        );
+        assert!(gaps[1] > 1.5 * gaps[0], "doubling: {gaps:?}");
+        assert!(
+            gaps.iter().all(|g| *g <= 60.0 + 1.0 + 0.2),
+            "capped at 60 s (+ the step down): {gaps:?}"
+        );
+        // Once a probe holds, the next one comes after the base 5 s again.
+        let mut a = Adapter::new(now, AdaptConfig::default(), 4);
+        run(&mut a, &mut now, 1.0, 5 * MS, 0);
+        run(&mut a, &mut now, 2.5, 300 * MS, 0);
+        assert_eq!(a.tier(), 2);
+        // A failed probe (up to 1, congested again at 1) doubles the hold …
+        let steps = run(&mut a, &mut now, 5.1, 6 * MS, 0);
+        assert_eq!(steps, vec![Step::Up(1)]);
+        let steps = run(&mut a, &mut now, 1.1, 300 * MS, 0);
+        assert_eq!(steps, vec![Step::Down(2)]);
+        let steps = run(&mut a, &mut now, 9.0, 6 * MS, 0);
+        assert!(steps.is_empty(), "10 s now: {steps:?}");
+        let steps = run(&mut a, &mut now, 1.1, 6 * MS, 0);
+        assert_eq!(steps, vec![Step::Up(1)]);
+        // That probe holds; the next one still waits the 10 s …
+        let steps = run(&mut a, &mut now, 10.1, 6 * MS, 0);
+        assert_eq!(steps, vec![Step::Up(0)]);
+        // … but a probe that held brings the wait back to 5 s: congestion
+        // long after it, then 5 s of health, and the viewer is back.
+        assert!(run(&mut a, &mut now, 6.0, 6 * MS, 0).is_empty());
+        let steps = run(&mut a, &mut now, 1.1, 300 * MS, 0);
+        assert_eq!(steps, vec![Step::Down(1)]);
+        let steps = run(&mut a, &mut now, 5.1, 6 * MS, 0);
+        assert_eq!(steps, vec![Step::Up(0)]);
     }
 
     #[test]

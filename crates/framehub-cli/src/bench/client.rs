@@ -78,6 +78,12 @@ pub struct ClientArgs {
     /// How late the slow viewers ack, ms.
     #[arg(long, default_value_t = 0)]
     pub ack_delay_ms: u64,
+    /// The slow viewers' link, kbit/s (0: no limit): each frame's ack waits
+    /// until the frame would have crossed a link of this bandwidth, frames
+    /// queueing behind each other, then `--ack-delay-ms` more. Frames are
+    /// still read at once (their latency is not the link's).
+    #[arg(long, default_value_t = 0)]
+    pub slow_kbps: u64,
     /// Length of the measurement window, s.
     #[arg(long)]
     pub duration: f64,
@@ -250,6 +256,7 @@ async fn client_main(args: ClientArgs) -> anyhow::Result<()> {
             patch: args.patch,
             hidden: args.hidden,
             ack_delay: Duration::from_millis(args.ack_delay_ms),
+            link_bps: (args.slow_kbps > 0).then_some(args.slow_kbps as f64 * 1000.0),
             created_unix_us: args.created_unix_us[stream],
         };
         tasks.push(tokio::spawn(v.run(
@@ -368,6 +375,8 @@ struct ViewerTask {
     patch: bool,
     hidden: bool,
     ack_delay: Duration,
+    /// Slow viewers' link bandwidth, bit/s (None: no limit).
+    link_bps: Option<f64>,
     created_unix_us: u64,
 }
 
@@ -505,6 +514,8 @@ impl ViewerTask {
         let mut window: Option<(Instant, Instant)> = *window_rx.borrow_and_update();
         // Delayed acks: (when, seq), in arrival order; at most max_inflight long in practice.
         let mut pending: VecDeque<(Instant, u64)> = VecDeque::new();
+        // When the emulated link of a slow viewer is next free (`--slow-kbps`).
+        let mut link_free = Instant::now();
         let mut ended: Option<String> = None;
         loop {
             let ack_due = pending.front().map_or(far, |p| p.0);
@@ -597,8 +608,15 @@ impl ViewerTask {
                                 }
                             }
                         }
-                        if self.slow && !self.ack_delay.is_zero() {
-                            pending.push_back((at + self.ack_delay, seq));
+                        if self.slow && (!self.ack_delay.is_zero() || self.link_bps.is_some()) {
+                            let mut due = at;
+                            if let Some(bps) = self.link_bps {
+                                // The frame crosses the link after the ones before it.
+                                link_free = link_free.max(at)
+                                    + Duration::from_secs_f64(b.len() as f64 * 8.0 / bps);
+                                due = link_free;
+                            }
+                            pending.push_back((due + self.ack_delay, seq));
                         } else if let Err(e) = ws.send(ack_message(seq)).await {
                             ended = Some(format!("sending an ack: {e}"));
                             break;

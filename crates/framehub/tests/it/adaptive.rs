@@ -22,6 +22,7 @@ fn quick() -> AdaptConfig {
         congested_decode_queue: 3,
         step_down_after: Duration::from_millis(300),
         step_up_after: Duration::from_millis(800),
+        max_step_up_after: Duration::from_millis(800),
         min_rtt_window: Duration::from_secs(30),
     }
 }
