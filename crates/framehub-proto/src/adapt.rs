@@ -18,7 +18,12 @@
 //! it steps down one tier after being congested for
 //! [`AdaptConfig::step_down_after`] (and at least that long after the last
 //! change), and up one tier after being healthy for the longer
-//! [`AdaptConfig::step_up_after`]; in between it stays. Tier 0 is the best.
+//! [`AdaptConfig::step_up_after`]; in between it stays. A step up is a probe:
+//! when it fails (the viewer steps down again within `step_up_after`, its
+//! link fitting between two tiers) the wait before the next probe doubles,
+//! up to [`AdaptConfig::max_step_up_after`], the exponential back-off of
+//! failed probes (as of a TCP retransmission timer, RFC 6298 §5.5); a probe
+//! that holds resets it. Tier 0 is the best.
 
 use std::time::{Duration, Instant};
 
