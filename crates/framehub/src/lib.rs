@@ -57,7 +57,7 @@ pub use stream::Stream;
 pub const DEFAULT_PORT: u16 = 8765;
 
 /// A hub with one stream named `default`, as returned by [`serve`]: use it as
-/// the [`Stream`] (it derefs to one); [`Display::server`] reaches the hub to
+/// the [`Stream`] (it derefs to one); [`Stream::server`] (through the deref) reaches the hub to
 /// add more streams; [`Display::close`] closes the whole hub.
 #[derive(Debug, Clone)]
 pub struct Display {
