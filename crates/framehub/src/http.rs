@@ -245,13 +245,6 @@ async fn rest_allowed(
     }
 }
 
-/// Capacity of each viewer socket's read buffer, bytes (tungstenite's
-/// default is 128 KiB, allocated per connection). Viewers send small JSON
-/// messages (acks, events; text is capped at 64 KiB by the protocol), and
-/// a larger message still arrives whole over several reads, so 16 KiB
-/// keeps ~112 KiB per connection free (the soak: ~530 connections).
-const CLIENT_READ_BUFFER: usize = 16 * 1024;
-
 #[derive(serde::Serialize)]
 struct HubMetrics {
     connections: usize,
@@ -431,7 +424,7 @@ async fn ws_or_page(inner: Arc<Inner>, name: String, req: Request, page_name: &s
     let ws = ws
         .max_message_size(inner.cfg.max_message_size)
         .max_frame_size(inner.cfg.max_message_size)
-        .read_buffer_size(CLIENT_READ_BUFFER);
+        .read_buffer_size(crate::VIEWER_READ_BUFFER);
     let Some(stream) = inner.stream(&name) else {
         // Accept, then close with 4404 so the client can read the code.
         inner

@@ -56,6 +56,15 @@ pub use stream::Stream;
 /// The default port of [`serve`] (pdum.rfb's).
 pub const DEFAULT_PORT: u16 = 8765;
 
+/// Capacity of each viewer socket's read buffer, bytes. Tungstenite's
+/// default is 128 KiB per connection, and it prepares that much buffer for
+/// every read: with one small ack read per frame and viewer, that cost the
+/// hub about a third of its CPU at 500 viewers (`framehub bench --scenarios
+/// fanout-500`: 84 % → 53 % of a core). Viewers send small JSON messages
+/// (acks, events; text is capped at 64 KiB by the protocol), and a larger
+/// message still arrives whole over several reads.
+pub const VIEWER_READ_BUFFER: usize = 16 * 1024;
+
 /// A hub with one stream named `default`, as returned by [`serve`]: use it as
 /// the [`Stream`] (it derefs to one); [`Stream::server`] (through the deref) reaches the hub to
 /// add more streams; [`Display::close`] closes the whole hub.
