@@ -57,9 +57,10 @@ pub use stream::Stream;
 pub const DEFAULT_PORT: u16 = 8765;
 
 /// Capacity of each viewer socket's read buffer, bytes. Tungstenite's
-/// default is 128 KiB per connection, and it prepares that much buffer for
-/// every read: with one small ack read per frame and viewer, that cost the
-/// hub about a third of its CPU at 500 viewers (`framehub bench --scenarios
+/// default is 128 KiB per connection, and it zero-fills the free part of
+/// its read buffer (up to that size) before every read (`FrameCodec::read_in`):
+/// with one small ack read per frame and viewer, that cost the hub about a
+/// third of its CPU at 500 viewers (`framehub bench --scenarios
 /// fanout-500`: 84 % → 53 % of a core). Viewers send small JSON messages
 /// (acks, events; text is capped at 64 KiB by the protocol), and a larger
 /// message still arrives whole over several reads.

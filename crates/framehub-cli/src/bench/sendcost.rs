@@ -137,8 +137,8 @@ pub fn ws_send_ack_us(bytes: usize, duration: Duration) -> anyhow::Result<f64> {
                 let listener = tokio::net::TcpListener::from_std(listener)?;
                 let (tcp, _) = listener.accept().await.context("accepting the viewer")?;
                 tcp.set_nodelay(true)?;
-                // The hub's socket settings: its read buffer size (the
-                // default prepares 128 KiB for every read of a small ack).
+                // The hub's socket settings: its read buffer size (with the
+                // default, every read of a small ack zero-fills 128 KiB).
                 let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
                     .read_buffer_size(framehub::VIEWER_READ_BUFFER);
                 let mut ws = tokio_tungstenite::accept_async_with_config(tcp, Some(config))
