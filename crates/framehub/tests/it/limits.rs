@@ -18,6 +18,15 @@ async fn hub_with_stream_a(cfg: ServerConfig) -> (Server, std::net::SocketAddr) 
     (server, addr)
 }
 
+/// A stream that allows 50 events/s beyond a burst of 20.
+fn rate_limited() -> StreamConfig {
+    StreamConfig {
+        events_per_second: 50.0,
+        event_burst: 20.0,
+        ..StreamConfig::default()
+    }
+}
+
 async fn hub_metrics(addr: std::net::SocketAddr) -> Value {
     serde_json::from_str(&http_get(addr, "/_/metrics").await.1).unwrap()
 }
@@ -101,11 +110,7 @@ async fn no_hello_in_time_closes_1008() {
 async fn too_many_events_close_only_that_viewer() {
     let server = Server::bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr().unwrap();
-    let cfg = StreamConfig {
-        events_per_second: 50.0,
-        event_burst: 20.0,
-        ..StreamConfig::default()
-    };
+    let cfg = rate_limited();
     let stream = server.add_stream("a", 8, 8, cfg).unwrap();
     let mut calm = Client::open(addr, "/a", &["image/jpeg"]).await;
     let mut flood = Client::open(addr, "/a", &["image/jpeg"]).await;
@@ -207,11 +212,7 @@ async fn a_viewer_that_stops_reading_is_dropped_when_its_socket_stays_full() {
 async fn a_viewer_closed_while_it_floods_reads_the_close_code() {
     let server = Server::bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr().unwrap();
-    let cfg = StreamConfig {
-        events_per_second: 50.0,
-        event_burst: 20.0,
-        ..StreamConfig::default()
-    };
+    let cfg = rate_limited();
     let (w, h) = (1024u32, 768u32);
     let stream = server.add_stream("a", w, h, cfg).unwrap();
     // Noise: large JPEGs, so frames to the viewer are still queued when the hub closes it.
