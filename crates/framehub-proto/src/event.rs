@@ -3,6 +3,11 @@
 //! On the wire an event is a JSON object whose `event_type` names the kind
 //! (`"pointer_down"`, `"wheel"`, `"key_down"`, …), sent inside a client
 //! `{"type":"event","event":{...}}` message (`docs/protocol.md` §5).
+//! pdum.rfb's clients name the kind `type` and its time `timestamp`;
+//! renderview's JSON form (jupyter_rfb, rendercanvas) says `event_type` and
+//! `time_stamp`. Both are accepted ([`InputEvent::from_json`] reads them
+//! into one form); what the hub hands on always says `event_type` and
+//! `timestamp`.
 //! [`InputEvent::from_json`] parses **and validates** one: known type, finite
 //! numbers within ±[`MAX_COORD`], bounded strings and lists. Anything else is
 //! an [`EventError`]; the hub drops such an event and counts it, it never
@@ -236,7 +241,20 @@ impl InputEvent {
     /// Errors: [`EventError`] when the type is unknown, a field is missing or
     /// of the wrong type, a number is not finite or out of range, or a string
     /// or list is too long.
-    pub fn from_json(value: serde_json::Value) -> Result<Self, EventError> {
+    ///
+    /// The kind may be named `event_type` (renderview) or `type` (pdum.rfb's
+    /// wire form), the time `timestamp` or `time_stamp`; when both names are
+    /// given, `event_type` and `timestamp` win.
+    pub fn from_json(mut value: serde_json::Value) -> Result<Self, EventError> {
+        if let Some(obj) = value.as_object_mut() {
+            for (alias, key) in [("type", "event_type"), ("time_stamp", "timestamp")] {
+                if !obj.contains_key(key) {
+                    if let Some(v) = obj.remove(alias) {
+                        obj.insert(key.to_string(), v);
+                    }
+                }
+            }
+        }
         let ev: InputEvent =
             serde_json::from_value(value).map_err(|e| EventError::Malformed(e.to_string()))?;
         if let InputEvent::Downscale(_) = ev {
@@ -348,6 +366,45 @@ mod tests {
         let k = InputEvent::from_json(json!({"event_type":"key_down","key":"r","code":"KeyR"}))
             .unwrap();
         assert_eq!(k.event_type(), "key_down");
+    }
+
+    #[test]
+    fn accepts_pdum_rfb_and_renderview_key_names() {
+        // pdum.rfb 0.3's widget.js: `type` and `timestamp`.
+        let pdum = InputEvent::from_json(
+            json!({"type":"pointer_down","x":4,"y":5,"button":1,"buttons":[1],"modifiers":[],"timestamp":2.5}),
+        )
+        .unwrap();
+        assert_eq!(pdum.event_type(), "pointer_down");
+        assert_eq!(pdum.pointer().unwrap().timestamp, 2.5);
+        // renderview's JSON form: `event_type` and `time_stamp`.
+        let rv = InputEvent::from_json(
+            json!({"event_type":"pointer_down","x":4,"y":5,"button":1,"buttons":[1],"modifiers":[],"time_stamp":2.5}),
+        )
+        .unwrap();
+        assert_eq!(rv, pdum);
+        // Both names: the framehub name wins.
+        let both = InputEvent::from_json(
+            json!({"type":"wheel","event_type":"pointer_move","x":1,"y":2,"time_stamp":9,"timestamp":3}),
+        )
+        .unwrap();
+        assert_eq!(both.event_type(), "pointer_move");
+        assert_eq!(both.pointer().unwrap().timestamp, 3.0);
+        // Validation is the same whichever name is used.
+        assert_eq!(
+            InputEvent::from_json(json!({"type":"pointer_move","x":1e300,"y":0})),
+            Err(EventError::OutOfRange("x"))
+        );
+        assert!(matches!(
+            InputEvent::from_json(json!({"type":"downscale","width":1,"height":1})),
+            Err(EventError::Malformed(_))
+        ));
+        // What the hub hands on says `event_type` and `timestamp`.
+        let v = serde_json::to_value(&pdum).unwrap();
+        assert_eq!(
+            (v["event_type"].as_str(), v.get("type")),
+            (Some("pointer_down"), None)
+        );
     }
 
     #[test]

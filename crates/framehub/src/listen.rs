@@ -13,19 +13,27 @@
 //! An upgraded WebSocket leaves this loop's counts: from then on the viewer
 //! limits apply.
 //!
+//! Every accepted socket is a [`LingeringClose`]: when the hub is done with
+//! a connection it half-closes it and reads what the peer still sends
+//! (bounded) before the last `close`, so a close frame the hub sent is not
+//! lost to a TCP reset.
+//!
 //! [`ServerConfig::header_read_timeout`]: crate::ServerConfig::header_read_timeout
 //! [`ServerConfig::max_http_connections`]: crate::ServerConfig::max_http_connections
 //! [`ServerConfig::max_per_address`]: crate::ServerConfig::max_per_address
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
@@ -103,7 +111,7 @@ pub(crate) async fn serve(
                 app.clone().oneshot(req)
             });
             let conn = builder
-                .serve_connection(TokioIo::new(tcp), service)
+                .serve_connection(TokioIo::new(LingeringClose::new(tcp)), service)
                 .with_upgrades();
             tokio::pin!(conn);
             let result = tokio::select! {
@@ -172,5 +180,109 @@ impl Drop for HttpSlot {
                 c.by_address.remove(&self.ip);
             }
         }
+    }
+}
+
+/// How long a closed connection is read and drained at most (see [`LingeringClose`]).
+pub(crate) const LINGER_TIME: Duration = Duration::from_secs(2);
+/// How many bytes a closed connection is drained of at most (see
+/// [`LingeringClose`]): more than the largest message a client may be in
+/// the middle of sending when it is refused (the tests send 16 MiB).
+pub(crate) const LINGER_BYTES: usize = 32 << 20;
+
+/// An accepted TCP connection that is closed with a **lingering close**
+/// when dropped (RFC 9112 §9.6, "Tear-down"; Apache's `lingering_close`).
+///
+/// Closing a socket whose receive buffer still holds unread data makes the
+/// kernel answer with a TCP reset, and a reset makes the peer throw away what
+/// it received but had not read yet — the WebSocket close frame with its
+/// code, when the hub closes a client that is in the middle of sending a
+/// message too big to read (1009), or one it refused for any other reason.
+/// So on drop the socket is handed to a task that half-closes it (our FIN
+/// goes out after the close frame), then reads and discards what the peer
+/// still sends until it closes its side, at most [`LINGER_BYTES`] bytes
+/// and [`LINGER_TIME`], and only then closes it.
+pub(crate) struct LingeringClose {
+    /// `None` only once dropped.
+    tcp: Option<TcpStream>,
+}
+
+impl LingeringClose {
+    pub(crate) fn new(tcp: TcpStream) -> Self {
+        LingeringClose { tcp: Some(tcp) }
+    }
+
+    fn tcp(&mut self) -> Pin<&mut TcpStream> {
+        // The stream is taken only in `drop`, after which no I/O is possible.
+        Pin::new(self.tcp.as_mut().expect("LingeringClose used after drop"))
+    }
+}
+
+impl Drop for LingeringClose {
+    fn drop(&mut self) {
+        let Some(tcp) = self.tcp.take() else { return };
+        // Outside a runtime (it is shutting down) the socket just closes.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(linger(tcp));
+        }
+    }
+}
+
+/// Half-closes `tcp`, then drains it until the peer's FIN, an error,
+/// [`LINGER_BYTES`] or [`LINGER_TIME`], whichever comes first.
+async fn linger(mut tcp: TcpStream) {
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        if tcp.shutdown().await.is_err() {
+            return;
+        }
+        let mut buf = vec![0u8; 16 << 10];
+        let mut drained = 0usize;
+        while drained < LINGER_BYTES {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => drained += n,
+            }
+        }
+    })
+    .await;
+}
+
+impl AsyncRead for LingeringClose {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.tcp().poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for LingeringClose {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.tcp().poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.tcp().poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.as_ref().is_some_and(|t| t.is_write_vectored())
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.tcp().poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.tcp().poll_shutdown(cx)
     }
 }

@@ -184,6 +184,32 @@ async fn malformed_and_oversized_messages_close_only_that_viewer() {
     assert_eq!(h.seq(), 0);
 }
 
+/// Issue 12: a client that sends a message over the hub's limit must read
+/// the 1009 close, not a TCP reset. Before the lingering close
+/// (`listen::LingeringClose`) the hub closed its socket with the rest of the
+/// message unread, and the kernel's reset destroyed the close frame about
+/// 2 times in 5.
+#[tokio::test]
+async fn an_oversized_message_gets_its_close_code_every_time() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    server
+        .add_stream("s", 16, 16, StreamConfig::default())
+        .unwrap();
+    for size in [2usize << 20, 16 << 20] {
+        let text = "x".repeat(size);
+        for round in 0..20 {
+            let mut c = Client::open(addr, "/s", &["image/jpeg"]).await;
+            c.send_text(text.clone()).await;
+            let (code, reason) = c.recv_close().await;
+            assert_eq!(
+                code, 1009,
+                "a {size}-byte message, round {round}: {code} {reason}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn permessage_deflate_is_declined() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
