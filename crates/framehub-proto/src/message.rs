@@ -36,6 +36,9 @@ pub mod close_code {
     pub const UNKNOWN_STREAM: u16 = 4404;
     /// A publisher asked for a name already taken (extension).
     pub const NAME_TAKEN: u16 = 4409;
+    /// The stream ended: its remote publisher left and did not come back
+    /// within the grace period (extension). Clients do not reconnect.
+    pub const STREAM_ENDED: u16 = 4410;
 }
 
 /// The first message of every viewer.
@@ -282,6 +285,13 @@ pub enum ServerMessage {
     Control {
         /// `true` when this viewer controls.
         controller: bool,
+    },
+    /// Extension: the state of the stream's publisher, sent when it changes
+    /// (and on joining a stream whose publisher is offline).
+    Status {
+        /// `"online"` or `"offline"` (a remote publisher left; the stream
+        /// ends after its grace period unless it comes back).
+        publisher: String,
     },
 }
 

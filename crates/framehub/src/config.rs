@@ -382,6 +382,9 @@ impl fmt::Debug for ServerConfig {
             .field("max_per_address", &self.max_per_address)
             .field("exempt_loopback", &self.exempt_loopback)
             .field("max_message_size", &self.max_message_size)
+            .field("publish_authenticate", &self.publish_authenticate.is_some())
+            .field("publisher_grace", &self.publisher_grace)
+            .field("max_frame_bytes", &self.max_frame_bytes)
             .finish()
     }
 }
@@ -431,6 +434,21 @@ pub struct ServerConfig {
     /// counted as refused. Upgraded viewers count against `max_connections`
     /// instead. Applies when the hub listens itself.
     pub max_http_connections: usize,
+    /// Who may publish into this hub at `/_/publish/<name>` (remote
+    /// publishers, `docs/protocol.md` §11): given the publisher's context
+    /// (token from its `claim`, the `token` query parameter or
+    /// `Authorization: Bearer`; `stream` is the name it claims), it returns
+    /// the publisher's principal or refuses (close 4401). None (default):
+    /// publishers on loopback are let in, any other is refused.
+    pub publish_authenticate: Option<Authenticator>,
+    /// How long a remote publisher's stream stays **offline** after its
+    /// feed drops (viewers keep the last picture and are told); a publisher
+    /// that claims the name again within it resumes the stream. After it the
+    /// stream ends (viewers closed with 4410). Default 10 s.
+    pub publisher_grace: Duration,
+    /// Largest message read from a remote publisher (one encoded unit), in
+    /// bytes; larger ones close the feed with 1009. Default 32 MiB.
+    pub max_frame_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -448,6 +466,9 @@ impl Default for ServerConfig {
             max_message_size: 1 << 20,
             header_read_timeout: Duration::from_secs(10),
             max_http_connections: 1024,
+            publish_authenticate: None,
+            publisher_grace: Duration::from_secs(10),
+            max_frame_bytes: 32 << 20,
         }
     }
 }

@@ -442,24 +442,16 @@ impl Worker {
             bytes: data.len(),
             encode_ms: started.elapsed().as_secs_f64() * 1000.0,
         };
-        if let Some(slot) = self.stream.slots.get(&out) {
-            // Another encode thread may have finished a newer frame first:
-            // viewers never go back to an older one.
-            let key = order_key(&info);
-            let enc = Arc::new(Encoded {
+        // Another encode thread may have finished a newer frame first:
+        // viewers never go back to an older one.
+        self.stream.offer_image(
+            out,
+            Arc::new(Encoded {
                 info,
                 data,
                 patch: patch.map(|(_, b)| b),
-            });
-            slot.send_if_modified(|cur| {
-                if cur.as_ref().is_none_or(|c| order_key(&c.info) < key) {
-                    *cur = Some(enc);
-                    true
-                } else {
-                    false
-                }
-            });
-        }
+            }),
+        );
     }
 
     /// Encodes `frame` into the chain of video tier `tier` (made on first
@@ -488,23 +480,12 @@ impl Worker {
             if let Some(c) = stream.encodes.get(&out) {
                 c.fetch_add(1, Ordering::Relaxed);
             }
-            // No receiver is not an error: every video viewer may have left.
-            if let Some(tx) = stream.video.get(usize::from(tier)) {
-                let _ = tx.send(Arc::new(chunk));
-            }
+            stream.offer_video(tier, Arc::new(chunk));
         }
     }
 
     #[cfg(not(feature = "h264"))]
     fn encode_video(&mut self, _frame: &RawFrame, _keyframe: bool, _tier: u8, _still: bool) {}
-}
-
-/// The order of frames in an image slot: by frame id, a still after the lossy frame of the same id.
-fn order_key(info: &FrameInfo) -> (u64, bool) {
-    (
-        info.frame_id,
-        matches!(info.kind, FrameKind::Image { still: true, .. }),
-    )
 }
 
 fn clone_ok(

@@ -27,6 +27,15 @@ pub enum Error {
     /// The server was closed.
     #[error("the server is closed")]
     Closed,
+    /// A hub refused this remote publisher (close `code`: 4401
+    /// unauthorized, 4409 name taken, 1008 a bad claim).
+    #[error("the hub refused the publisher ({code}): {reason}")]
+    Refused {
+        /// The WebSocket close code.
+        code: u16,
+        /// The hub's reason.
+        reason: String,
+    },
     /// Binding or serving the listener failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -42,6 +51,7 @@ impl IntoResponse for Error {
             Error::StreamExists(_) => StatusCode::CONFLICT,
             Error::InvalidName { .. } | Error::InvalidFrame(_) => StatusCode::BAD_REQUEST,
             Error::Closed => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Refused { .. } => StatusCode::FORBIDDEN,
             Error::Io(_) | Error::Codec(_) => {
                 tracing::error!(error = %self, "internal error");
                 return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();

@@ -34,6 +34,7 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .route("/recorded-events", get(default_recorded))
         .route("/recorded-events/reset", get(default_recorded_reset))
         .route("/_/metrics", get(hub_metrics))
+        .route("/_/publish/{name}", get(publish))
         .route("/_/{file}", get(asset))
         .route("/", get(root))
         .route("/{name}", get(stream_path))
@@ -273,6 +274,38 @@ async fn hub_metrics(State(inner): State<Arc<Inner>>, parts: Parts) -> Response 
         header_timeouts: inner.counters.header_timeouts(),
     })
     .into_response()
+}
+
+/// `/_/publish/<name>`: a remote publisher's feed (`publish.rs`).
+async fn publish(
+    State(inner): State<Arc<Inner>>,
+    Path(name): Path<String>,
+    req: Request,
+) -> Response {
+    let (mut parts, _body) = req.into_parts();
+    if !is_upgrade(&parts.headers) {
+        return (
+            StatusCode::UPGRADE_REQUIRED,
+            "a publisher's feed is a WebSocket (docs/protocol.md §11)",
+        )
+            .into_response();
+    }
+    if let Err(origin) = check_origin(&inner, &parts.headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            format!("origin '{origin}' is not allowed"),
+        )
+            .into_response();
+    }
+    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let conn = conn_info(&parts, inner.cfg.trust_proxy);
+    let max = inner.cfg.max_frame_bytes;
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| crate::publish::run(inner, name, conn, socket))
 }
 
 async fn root(State(inner): State<Arc<Inner>>, req: Request) -> Response {

@@ -33,6 +33,8 @@ mod events;
 mod frame;
 mod http;
 mod listen;
+mod publish;
+mod remote;
 mod server;
 mod stream;
 #[cfg(feature = "h264")]
@@ -50,6 +52,7 @@ pub use framehub_proto::{
     self as proto, event, AdaptConfig, ImageFormat, InputEvent, OutputFormat, Principal,
     QualityTier, SessionMetrics,
 };
+pub use remote::{RemoteOptions, RemoteStream};
 pub use server::{HubCounters, Server, ServerBuilder};
 pub use stream::Stream;
 

@@ -26,6 +26,8 @@ pub(crate) struct Inner {
     viewers_gone: Notify,
     per_address: Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
     pub counters: Arc<HubCounters>,
+    /// Claims of streams fed by remote publishers (`publish.rs`).
+    pub(crate) claims: Mutex<crate::publish::Claims>,
 }
 
 /// Hub-wide counts of refused and closed viewers (`GET /_/metrics`).
@@ -192,6 +194,32 @@ impl Inner {
         })
     }
 
+    /// Adds `stream` under `name`; `Err` when the name is taken.
+    pub fn insert_stream(&self, name: &str, stream: Arc<StreamShared>) -> Result<(), Error> {
+        let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
+        if streams.contains_key(name) {
+            return Err(Error::StreamExists(name.to_string()));
+        }
+        streams.insert(name.to_string(), stream);
+        Ok(())
+    }
+
+    /// Removes the stream `name` and shuts it down; whether it existed.
+    pub fn remove_stream(&self, name: &str) -> bool {
+        let removed = self
+            .streams
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        match removed {
+            Some(s) => {
+                s.shut_down();
+                true
+            }
+            None => false,
+        }
+    }
+
     fn begin_shutdown(&self) {
         self.shutdown.send_replace(true);
         for s in self.streams_snapshot() {
@@ -302,6 +330,7 @@ impl Server {
             viewers_gone: Notify::new(),
             per_address: Mutex::new(Default::default()),
             counters: Arc::new(HubCounters::default()),
+            claims: Mutex::new(Default::default()),
         });
         Server {
             _guard: Arc::new(CloseOnDrop(Arc::clone(&inner))),
@@ -366,19 +395,11 @@ impl Server {
         if *self.inner.shutdown.borrow() {
             return Err(Error::Closed);
         }
-        let shared = {
-            let mut streams = self
-                .inner
-                .streams
-                .write()
-                .unwrap_or_else(|e| e.into_inner());
-            if streams.contains_key(name) {
-                return Err(Error::StreamExists(name.to_string()));
-            }
-            let shared = StreamShared::new(name.to_string(), width, height, cfg);
-            streams.insert(name.to_string(), Arc::clone(&shared));
-            shared
-        };
+        if self.inner.stream(name).is_some() {
+            return Err(Error::StreamExists(name.to_string()));
+        }
+        let shared = StreamShared::new(name.to_string(), width, height, cfg);
+        self.inner.insert_stream(name, Arc::clone(&shared))?;
         if let Err(e) = shared.start() {
             self.remove_stream(name);
             return Err(e);
@@ -409,19 +430,7 @@ impl Server {
     /// Removes a stream: its viewers are closed with 1001, its handles stop
     /// publishing (`Error::Closed`). Returns whether it existed.
     pub fn remove_stream(&self, name: &str) -> bool {
-        let removed = self
-            .inner
-            .streams
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(name);
-        match removed {
-            Some(s) => {
-                s.shut_down();
-                true
-            }
-            None => false,
-        }
+        self.inner.remove_stream(name)
     }
 
     /// Closes the hub: every viewer gets close code 1001, the listener stops

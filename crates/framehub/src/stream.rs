@@ -52,6 +52,33 @@ impl Variant {
     pub fn top(format: OutputFormat) -> Self {
         Variant { format, tier: 0 }
     }
+
+    /// As the feed names it.
+    pub fn id(self) -> framehub_proto::feed::VariantId {
+        framehub_proto::feed::VariantId {
+            format: self.format,
+            tier: self.tier,
+        }
+    }
+
+    /// From the feed's name.
+    pub fn from_id(v: framehub_proto::feed::VariantId) -> Self {
+        Variant {
+            format: v.format,
+            tier: v.tier,
+        }
+    }
+}
+
+/// The order of frames in an image slot: by frame id, a still after the lossy frame of the same id.
+pub(crate) fn order_key(info: &FrameInfo) -> (u64, bool) {
+    (
+        info.frame_id,
+        matches!(
+            info.kind,
+            framehub_proto::FrameKind::Image { still: true, .. }
+        ),
+    )
 }
 
 /// State behind the stream's mutex.
@@ -137,6 +164,27 @@ pub(crate) struct StreamShared {
     downscaled: std::sync::atomic::AtomicBool,
     /// Buffers of frames the hub dropped, for the next `publish` to copy into.
     pool: FramePool,
+    /// Where the frames come from: this process's encode threads, or a
+    /// remote publisher's feed (`publish.rs`).
+    pub(crate) source: SourceKind,
+    /// Woken when demand or keyframe requests change (a remote source's feed
+    /// task forwards them; nothing waits on it for a local source).
+    pub(crate) feed_wake: tokio::sync::Notify,
+    /// Whether the publisher is online (always, for a local source); viewers
+    /// are told when it changes (`status`).
+    pub(crate) publisher_online: watch::Sender<bool>,
+    /// The close code and reason viewers get when the stream is shut down
+    /// (default 1001 "stream removed").
+    end_reason: Mutex<(u16, String)>,
+}
+
+/// Where a stream's encoded units come from: the source half of the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SourceKind {
+    /// Encode threads in this process: the feed is a direct call.
+    Local,
+    /// A remote publisher's feed over a WebSocket (`/_/publish/<name>`).
+    Remote,
 }
 
 /// The size a controlling viewer asked for (see [`crate::ResizePolicy::Controller`]).
@@ -169,6 +217,24 @@ fn probe_codec(_width: u32, _height: u32, _cfg: &StreamConfig) -> String {
 
 impl StreamShared {
     pub fn new(name: String, width: u32, height: u32, cfg: StreamConfig) -> Arc<Self> {
+        let codec = if cfg.h264 {
+            probe_codec(width, height, &cfg)
+        } else {
+            String::new()
+        };
+        Self::with_source(name, width, height, cfg, SourceKind::Local, codec)
+    }
+
+    /// A stream fed by `source`; `codec` is its H.264 codec string (empty:
+    /// no video).
+    pub(crate) fn with_source(
+        name: String,
+        width: u32,
+        height: u32,
+        cfg: StreamConfig,
+        source: SourceKind,
+        codec: String,
+    ) -> Arc<Self> {
         let tiers = cfg.quality_tiers();
         let video_tiers = tiers.len();
         // Every image format at tier 0, and JPEG at each lower tier.
@@ -180,11 +246,6 @@ impl StreamShared {
                 tier: u8::try_from(t).unwrap_or(u8::MAX),
             }))
             .collect();
-        let codec = if cfg.h264 {
-            probe_codec(width, height, &cfg)
-        } else {
-            String::new()
-        };
         let counted: Vec<Variant> = outputs
             .iter()
             .copied()
@@ -240,6 +301,13 @@ impl StreamShared {
             target: Mutex::new(TargetSize::default()),
             downscaled: std::sync::atomic::AtomicBool::new(false),
             pool: FramePool::default(),
+            source,
+            feed_wake: tokio::sync::Notify::new(),
+            publisher_online: watch::channel(true).0,
+            end_reason: Mutex::new((
+                framehub_proto::close_code::GOING_AWAY,
+                "stream removed".into(),
+            )),
         })
     }
 
@@ -341,6 +409,7 @@ impl StreamShared {
             k.requested = true;
             drop(s);
             self.wake.notify_all();
+            self.feed_wake.notify_one();
         }
     }
 
@@ -419,10 +488,105 @@ impl StreamShared {
             *n = n.saturating_sub(1);
         }
         let wake = on && *n == 1;
+        let changed = *n <= 1;
         drop(s);
         if wake {
             self.wake.notify_all();
         }
+        if changed {
+            self.feed_wake.notify_one();
+        }
+    }
+
+    /// Offers `enc` to the viewers of image output `out` — from this
+    /// process's encode threads or a remote publisher's feed. An older frame
+    /// than the one the slot holds is dropped: viewers never go back (a
+    /// still comes after the lossy frame of the same id).
+    pub fn offer_image(&self, out: Variant, enc: Arc<Encoded>) {
+        let Some(slot) = self.slots.get(&out) else {
+            return;
+        };
+        let key = order_key(&enc.info);
+        slot.send_if_modified(|cur| {
+            if cur.as_ref().is_none_or(|c| order_key(&c.info) < key) {
+                *cur = Some(enc);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Offers the next access unit of video tier `tier`'s chain to its viewers.
+    pub fn offer_video(&self, tier: u8, enc: Arc<Encoded>) {
+        // No receiver is not an error: every video viewer may have left.
+        if let Some(tx) = self.video.get(usize::from(tier)) {
+            let _ = tx.send(enc);
+        }
+    }
+
+    /// The stream's size changed to `width` × `height` (a remote source said so).
+    pub fn set_size(&self, width: u32, height: u32) {
+        self.width.store(width, Ordering::Relaxed);
+        self.height.store(height, Ordering::Relaxed);
+    }
+
+    /// What the viewers demand now, per output, for a remote source:
+    /// subscribed viewers and, of those, viewers ready for a frame; and the
+    /// viewers that take region updates.
+    pub fn demand_snapshot(&self) -> (Vec<framehub_proto::feed::OutputDemand>, u32) {
+        let demand = lock(&self.shared).demand.clone();
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let ready = |v: &Variant| count(demand.get(v).copied().unwrap_or(0));
+        let mut out: Vec<framehub_proto::feed::OutputDemand> = self
+            .image_outputs()
+            .filter_map(|v| {
+                let viewers = self.slots.get(&v)?.receiver_count();
+                (viewers > 0).then(|| framehub_proto::feed::OutputDemand {
+                    variant: v.id(),
+                    viewers: count(viewers),
+                    ready: ready(&v),
+                })
+            })
+            .collect();
+        for tier in 0..self.video_tiers() {
+            let viewers = self.video_viewers_at(tier);
+            if viewers > 0 {
+                let v = Variant {
+                    format: OutputFormat::H264,
+                    tier,
+                };
+                out.push(framehub_proto::feed::OutputDemand {
+                    variant: v.id(),
+                    viewers: count(viewers),
+                    ready: ready(&v),
+                });
+            }
+        }
+        (out, count(self.patch_viewers()))
+    }
+
+    /// Takes the keyframe requests waiting per video tier (a remote
+    /// source's feed forwards them).
+    pub fn take_keyframe_requests(&self) -> Vec<u8> {
+        let mut s = lock(&self.shared);
+        let mut tiers = Vec::new();
+        for (t, k) in s.keyframes.iter_mut().enumerate() {
+            if std::mem::take(&mut k.requested) {
+                tiers.push(u8::try_from(t).unwrap_or(u8::MAX));
+            }
+        }
+        tiers
+    }
+
+    /// Sets the code and reason viewers are closed with when the stream shuts down.
+    pub fn set_end_reason(&self, code: u16, reason: &str) {
+        *lock(&self.end_reason) = (code, reason.to_string());
+    }
+
+    /// The code and reason viewers are closed with when the stream shuts down.
+    pub fn end_reason(&self) -> (u16, String) {
+        lock(&self.end_reason).clone()
     }
 
     pub fn subscribe(&self, output: Variant) -> Option<watch::Receiver<Option<Arc<Encoded>>>> {
@@ -536,8 +700,11 @@ impl StreamShared {
         }
     }
 
-    /// Starts the encode threads.
+    /// Starts the encode threads (none for a remote source: its publisher encodes).
     pub fn start(self: &Arc<Self>) -> Result<(), Error> {
+        if self.source == SourceKind::Remote {
+            return Ok(());
+        }
         for worker in 0..crate::encode::ENCODE_THREADS {
             let me = Arc::clone(self);
             std::thread::Builder::new()

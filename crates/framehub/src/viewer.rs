@@ -160,6 +160,9 @@ pub(crate) async fn run<S, E>(
     let (controller_tx, mut controller_rx) = watch::channel(true);
     let mut closed = stream.closed.subscribe();
     let mut principal: Option<Principal> = None;
+    // The publisher's state as this viewer was last told (`status`).
+    let mut publisher = stream.publisher_online.subscribe();
+    let mut told_online = true;
 
     loop {
         // 1. Carry out everything the session has to say.
@@ -317,6 +320,23 @@ pub(crate) async fn run<S, E>(
         }
         demand.set(session.wants_frames());
         if registration.is_some() {
+            let online = *publisher.borrow_and_update();
+            if online != told_online {
+                told_online = online;
+                let status = framehub_proto::ServerMessage::Status {
+                    publisher: if online { "online" } else { "offline" }.into(),
+                };
+                if send(
+                    &mut socket,
+                    Message::Text(status.to_json().into()),
+                    &server_cfg,
+                )
+                .await
+                .is_err()
+                {
+                    return;
+                }
+            }
             let m = session.metrics(Instant::now());
             if let Some(v) = lock(&stream.viewers).get_mut(&session_id) {
                 v.metrics = m;
@@ -371,7 +391,11 @@ pub(crate) async fn run<S, E>(
                 session.set_controller(c);
             }
             _ = shutdown.changed() => session.handle_close(close_code::GOING_AWAY, "server shutting down"),
-            _ = closed.changed() => session.handle_close(close_code::GOING_AWAY, "stream removed"),
+            _ = closed.changed() => {
+                let (code, reason) = stream.end_reason();
+                session.handle_close(code, &reason);
+            }
+            _ = publisher.changed() => {}
         }
     }
 }

@@ -12,6 +12,7 @@ mod patch;
 #[path = "../support/picture.rs"]
 mod picture;
 mod quality;
+mod remote;
 mod rest;
 mod security;
 mod server;
