@@ -1,4 +1,5 @@
-//! The `framehub` command: `demo` (the interactive demo hub), `pipe` (any
+//! The `framehub` command: `demo` (the interactive demo hub), `serve` (a
+//! hub for remote publishers), `pipe` (any
 //! program's frames into a stream), `bench` (the benchmark suite) and
 //! `soak` (the soak test).
 
@@ -25,6 +26,7 @@ mod bench;
 mod demo;
 mod pipe;
 mod run_demo;
+mod serve;
 mod soak;
 mod y4m;
 
@@ -42,6 +44,8 @@ struct Cli {
 enum Command {
     /// Serve the demo streams (Mandelbrot explorer, 60 fps plasma, live chart) on one port.
     Demo(run_demo::DemoArgs),
+    /// Run a hub with no streams of its own: publishers anywhere claim names at /_/publish/<name>.
+    Serve(serve::ServeArgs),
     /// Publish frames read from standard input (YUV4MPEG2 or raw RGBA/RGB) into a stream.
     Pipe(pipe::PipeArgs),
     /// Run the benchmark suite (hub in this process, load client in a child process).
@@ -81,6 +85,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Demo(args) => rt.block_on(run_demo::run(args)),
+        Command::Serve(args) => rt.block_on(serve::run(args)),
         Command::Pipe(args) => rt.block_on(pipe::run(args)),
         Command::Bench(args) => rt.block_on(bench::run(args)),
         Command::BenchClient(args) => rt.block_on(bench::run_client(args)),

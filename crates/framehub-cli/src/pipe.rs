@@ -2,14 +2,15 @@
 //!
 //! Reads YUV4MPEG2 (what `ffmpeg -f yuv4mpegpipe` writes) or raw RGBA/RGB
 //! frames of a given size from standard input on a reader thread, publishes
-//! each into the stream `--name` of a hub it serves, paced at the input's
+//! each into the stream `--name` of a hub it serves (or, with `--hub`, of a
+//! running hub elsewhere, as a remote publisher), paced at the input's
 //! frame rate, and keeps the last frame on screen at the end of input.
 
 use std::io::Read;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use framehub::{Frame, Server, Stream, StreamConfig};
+use framehub::{Frame, RemoteOptions, RemoteStream, Server, Stream, StreamConfig};
 
 use crate::y4m::Y4mReader;
 
@@ -48,6 +49,13 @@ pub struct PipeArgs {
     /// Exit at the end of input instead of keeping the last frame on screen.
     #[arg(long)]
     pub exit_at_end: bool,
+    /// Publish into the running hub at this URL (`ws://HOST:PORT`) instead
+    /// of serving one: the encoding runs here, the viewers are the hub's.
+    #[arg(long, value_name = "URL")]
+    pub hub: Option<String>,
+    /// The publisher's credential for `--hub` (the hub's `--publish-token`).
+    #[arg(long, requires = "hub")]
+    pub token: Option<String>,
 }
 
 /// Largest frame side accepted, in pixels (the hub's limit).
@@ -171,17 +179,39 @@ pub async fn run(args: PipeArgs) -> anyhow::Result<()> {
         })
         .unwrap_or(30.0);
     let (w, h) = source.size();
-    let server = Server::bind((args.host.as_str(), args.port))
-        .await
-        .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
-    let addr = server.local_addr().context("listener has an address")?;
-    let stream = server.add_stream(&args.name, w, h, StreamConfig::default())?;
-    say!("framehub listening on http://{addr}/");
-    say!(
-        "  stream '{}' ({w}x{h} at {fps:.2} fps): http://{addr}/{}",
-        args.name,
-        args.name
-    );
+    // Either a hub of our own, or a remote hub's stream (its source half here).
+    let (server, stream, _remote) = match &args.hub {
+        None => {
+            let server = Server::bind((args.host.as_str(), args.port))
+                .await
+                .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
+            let addr = server.local_addr().context("listener has an address")?;
+            let stream = server.add_stream(&args.name, w, h, StreamConfig::default())?;
+            say!("framehub listening on http://{addr}/");
+            say!(
+                "  stream '{}' ({w}x{h} at {fps:.2} fps): http://{addr}/{}",
+                args.name,
+                args.name
+            );
+            (server, stream, None)
+        }
+        Some(hub) => {
+            let url = format!("{}/{}", hub.trim_end_matches('/'), args.name);
+            let opts = RemoteOptions {
+                token: args.token.clone(),
+                takeover: false,
+            };
+            let remote = RemoteStream::connect_with(&url, w, h, StreamConfig::default(), opts)
+                .await
+                .with_context(|| format!("cannot publish into {url}"))?;
+            let stream = (*remote).clone();
+            say!(
+                "publishing '{}' ({w}x{h} at {fps:.2} fps) into {hub}",
+                args.name
+            );
+            (stream.server().clone(), stream, Some(remote))
+        }
+    };
     if let Source::Y4m(y) = &source {
         let range = if y.full_range() { "full" } else { "limited" };
         esay!(

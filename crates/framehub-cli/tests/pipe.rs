@@ -52,8 +52,20 @@ impl Drop for Pipe {
 
 /// Starts `framehub pipe --name NAME --port 0` fed with `input`; returns once it listens.
 fn start(name: &str, input: Vec<u8>) -> Pipe {
+    let (child, first) = spawn(&["pipe", "--name", name, "--port", "0"], input);
+    let addr = first
+        .trim()
+        .strip_prefix("framehub listening on http://")
+        .and_then(|s| s.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_string();
+    Pipe { child, addr }
+}
+
+/// Runs `framehub ARGS` fed with `input`; returns it and its first line of output.
+fn spawn(args: &[&str], input: Vec<u8>) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_framehub"))
-        .args(["pipe", "--name", name, "--port", "0"])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -67,6 +79,41 @@ fn start(name: &str, input: Vec<u8>) -> Pipe {
     BufReader::new(child.stdout.take().expect("piped stdout"))
         .read_line(&mut first)
         .expect("first line");
+    (child, first)
+}
+
+#[tokio::test]
+async fn piped_y4m_reaches_a_viewer_with_the_right_colours() {
+    let pipe = start("test", y4m(10));
+    check_red_blue(&format!("ws://{}/test", pipe.addr)).await;
+}
+
+/// Issue 15: `framehub serve` is a hub with no streams; `framehub pipe
+/// --hub` publishes standard input into it as a remote publisher.
+#[tokio::test]
+async fn pipe_publishes_into_a_hub_that_framehub_serve_runs() {
+    let hub = start_serve();
+    let (pipe, first) = spawn(
+        &[
+            "pipe",
+            "--name",
+            "test",
+            "--hub",
+            &format!("ws://{}", hub.addr),
+        ],
+        y4m(10),
+    );
+    let _pipe = Pipe {
+        child: pipe,
+        addr: String::new(),
+    };
+    assert!(first.starts_with("publishing 'test'"), "{first:?}");
+    check_red_blue(&format!("ws://{}/test", hub.addr)).await;
+}
+
+/// Starts `framehub serve --port 0`; returns once it listens.
+fn start_serve() -> Pipe {
+    let (child, first) = spawn(&["serve", "--port", "0"], Vec::new());
     let addr = first
         .trim()
         .strip_prefix("framehub listening on http://")
@@ -76,12 +123,9 @@ fn start(name: &str, input: Vec<u8>) -> Pipe {
     Pipe { child, addr }
 }
 
-#[tokio::test]
-async fn piped_y4m_reaches_a_viewer_with_the_right_colours() {
-    let pipe = start("test", y4m(10));
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/test", pipe.addr))
-        .await
-        .unwrap();
+/// Views `url` as a PNG viewer: the picture is red on the left, blue on the right.
+async fn check_red_blue(url: &str) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     ws.send(Message::Text(
         r#"{"type":"hello","supported":["image/png"]}"#.into(),
     ))
