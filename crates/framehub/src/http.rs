@@ -35,6 +35,7 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .route("/recorded-events/reset", get(default_recorded_reset))
         .route("/_/metrics", get(hub_metrics))
         .route("/_/publish/{name}", get(publish))
+        .route("/_/events", get(lifecycle_events))
         .route("/_/{file}", get(asset))
         .route("/", get(root))
         .route("/{name}", get(stream_path))
@@ -274,6 +275,58 @@ async fn hub_metrics(State(inner): State<Arc<Inner>>, parts: Parts) -> Response 
         header_timeouts: inner.counters.header_timeouts(),
     })
     .into_response()
+}
+
+/// `GET /_/events`: the hub's lifecycle events as Server-Sent Events (one
+/// `event:` per kind, the JSON in `data:`), guarded like `/streams`. It
+/// begins with a `stream.created` for every stream that exists, so a page
+/// needs nothing else to build its list.
+async fn lifecycle_events(State(inner): State<Arc<Inner>>, parts: Parts) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use futures_util::StreamExt;
+    if let Err(refused) = rest_allowed(&inner, None, &parts).await {
+        return refused;
+    }
+    let rx = inner.lifecycle.subscribe();
+    let existing: Vec<crate::LifecycleEvent> = inner
+        .streams_snapshot()
+        .iter()
+        .map(|s| {
+            let (width, height) = s.size();
+            crate::LifecycleEvent::StreamCreated {
+                stream: s.name.clone(),
+                width,
+                height,
+                remote: s.source == crate::stream::SourceKind::Remote,
+            }
+        })
+        .collect();
+    let to_sse = |ev: &crate::LifecycleEvent| {
+        Event::default()
+            .event(ev.kind())
+            .json_data(ev)
+            .unwrap_or_else(|_| Event::default().comment("unserialisable event"))
+    };
+    let live = futures_util::stream::unfold(rx, move |mut rx| async move {
+        match rx.recv().await {
+            Ok(ev) => Some((to_sse(&ev), rx)),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Some((
+                Event::default().comment(format!("lagged: {n} events dropped")),
+                rx,
+            )),
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
+        }
+    });
+    let mut shutdown = inner.shutdown.subscribe();
+    let events = futures_util::stream::iter(existing.iter().map(to_sse).collect::<Vec<_>>())
+        .chain(live)
+        .map(Ok::<_, std::convert::Infallible>)
+        .take_until(async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        });
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 /// `/_/publish/<name>`: a remote publisher's feed (`publish.rs`).

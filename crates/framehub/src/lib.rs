@@ -32,6 +32,7 @@ mod error;
 mod events;
 mod frame;
 mod http;
+pub mod lifecycle;
 mod listen;
 mod publish;
 mod remote;
@@ -52,6 +53,7 @@ pub use framehub_proto::{
     self as proto, event, AdaptConfig, ImageFormat, InputEvent, OutputFormat, Principal,
     QualityTier, SessionMetrics,
 };
+pub use lifecycle::LifecycleEvent;
 pub use remote::{RemoteOptions, RemoteStream};
 pub use server::{HubCounters, Server, ServerBuilder};
 pub use stream::Stream;

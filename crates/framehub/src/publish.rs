@@ -45,6 +45,7 @@ use tokio::sync::watch;
 
 use crate::config::{InputPolicy, StreamConfig};
 use crate::events::lock;
+use crate::lifecycle::LifecycleEvent;
 use crate::server::Inner;
 use crate::stream::{Encoded, SourceKind, StreamShared, Variant};
 use crate::viewer::ConnInfo;
@@ -138,6 +139,7 @@ pub(crate) async fn run(inner: Arc<Inner>, name: String, conn: ConnInfo, mut soc
             return;
         }
     };
+    let principal_name = principal.as_ref().map(|p| p.as_str().to_string());
     let Taken {
         stream,
         kick,
@@ -163,6 +165,11 @@ pub(crate) async fn run(inner: Arc<Inner>, name: String, conn: ConnInfo, mut soc
     {
         stream.publisher_online.send_replace(true);
         tracing::info!(stream = %name, resumed, "publisher online");
+        inner.announce(LifecycleEvent::PublisherOnline {
+            stream: name.clone(),
+            principal: principal_name,
+            resumed,
+        });
         let shift = Shift {
             ids: base_id,
             micros: stream.micros_since_created(Instant::now()),
@@ -313,6 +320,9 @@ fn release(inner: &Arc<Inner>, name: &str, stream: &Arc<StreamShared>, conn: u64
     };
     stream.publisher_online.send_replace(false);
     tracing::info!(stream = %name, "publisher offline");
+    inner.announce(LifecycleEvent::PublisherOffline {
+        stream: name.to_string(),
+    });
     let inner = Arc::clone(inner);
     let name = name.to_string();
     let grace = inner.cfg.publisher_grace;

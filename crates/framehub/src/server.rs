@@ -12,7 +12,8 @@ use tokio::task::JoinHandle;
 use crate::config::{Origins, ServerConfig, StreamConfig};
 use crate::error::{check_stream_name, Error};
 use crate::events::lock;
-use crate::stream::{Stream, StreamShared};
+use crate::lifecycle::LifecycleEvent;
+use crate::stream::{SourceKind, Stream, StreamShared};
 
 /// State shared by the server handles, the router and the viewer tasks.
 pub(crate) struct Inner {
@@ -28,6 +29,8 @@ pub(crate) struct Inner {
     pub counters: Arc<HubCounters>,
     /// Claims of streams fed by remote publishers (`publish.rs`).
     pub(crate) claims: Mutex<crate::publish::Claims>,
+    /// Lifecycle events (`GET /_/events`, [`Server::lifecycle`]).
+    pub(crate) lifecycle: tokio::sync::broadcast::Sender<LifecycleEvent>,
 }
 
 /// Hub-wide counts of refused and closed viewers (`GET /_/metrics`).
@@ -200,8 +203,23 @@ impl Inner {
         if streams.contains_key(name) {
             return Err(Error::StreamExists(name.to_string()));
         }
+        let (width, height) = stream.size();
+        let _ = stream.lifecycle.set(self.lifecycle.clone());
+        let remote = stream.source == SourceKind::Remote;
         streams.insert(name.to_string(), stream);
+        drop(streams);
+        self.announce(LifecycleEvent::StreamCreated {
+            stream: name.to_string(),
+            width,
+            height,
+            remote,
+        });
         Ok(())
+    }
+
+    /// Tells the lifecycle listeners (none listening is not an error).
+    pub fn announce(&self, ev: LifecycleEvent) {
+        let _ = self.lifecycle.send(ev);
     }
 
     /// Removes the stream `name` and shuts it down; whether it existed.
@@ -214,6 +232,9 @@ impl Inner {
         match removed {
             Some(s) => {
                 s.shut_down();
+                self.announce(LifecycleEvent::StreamDestroyed {
+                    stream: name.to_string(),
+                });
                 true
             }
             None => false,
@@ -331,6 +352,7 @@ impl Server {
             per_address: Mutex::new(Default::default()),
             counters: Arc::new(HubCounters::default()),
             claims: Mutex::new(Default::default()),
+            lifecycle: tokio::sync::broadcast::channel(crate::lifecycle::LIFECYCLE_BUFFER).0,
         });
         Server {
             _guard: Arc::new(CloseOnDrop(Arc::clone(&inner))),
@@ -452,6 +474,30 @@ impl Server {
             }
         };
         let _ = tokio::time::timeout(Duration::from_secs(2), wait).await;
+    }
+
+    /// The hub's lifecycle events from now on (streams created and
+    /// destroyed, publishers online and offline, viewers joined and left),
+    /// as an async stream that ends when the hub closes. A listener that
+    /// falls more than 1024 events behind skips the oldest.
+    pub fn lifecycle(&self) -> impl futures_util::Stream<Item = LifecycleEvent> + Send + 'static {
+        let rx = self.inner.lifecycle.subscribe();
+        let shutdown = self.inner.shutdown.subscribe();
+        futures_util::stream::unfold((rx, shutdown), |(mut rx, mut shutdown)| async move {
+            loop {
+                if *shutdown.borrow() {
+                    return None;
+                }
+                tokio::select! {
+                    ev = rx.recv() => match ev {
+                        Ok(ev) => return Some((ev, (rx, shutdown))),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    },
+                    r = shutdown.changed() => if r.is_err() { return None },
+                }
+            }
+        })
     }
 
     /// Hub-wide counts of closed and refused viewers.

@@ -176,6 +176,9 @@ pub(crate) struct StreamShared {
     /// The close code and reason viewers get when the stream is shut down
     /// (default 1001 "stream removed").
     end_reason: Mutex<(u16, String)>,
+    /// The hub's lifecycle channel, once the stream is in a hub (viewers joined and left).
+    pub(crate) lifecycle:
+        std::sync::OnceLock<tokio::sync::broadcast::Sender<crate::lifecycle::LifecycleEvent>>,
 }
 
 /// Where a stream's encoded units come from: the source half of the stream.
@@ -308,6 +311,7 @@ impl StreamShared {
                 framehub_proto::close_code::GOING_AWAY,
                 "stream removed".into(),
             )),
+            lifecycle: std::sync::OnceLock::new(),
         })
     }
 
@@ -644,6 +648,13 @@ impl StreamShared {
             received_us: self.micros_since_created(Instant::now()),
             event,
         });
+    }
+
+    /// Tells the hub's lifecycle listeners, if the stream is in a hub.
+    pub fn announce(&self, ev: crate::lifecycle::LifecycleEvent) {
+        if let Some(tx) = self.lifecycle.get() {
+            let _ = tx.send(ev);
+        }
     }
 
     pub fn push_event(&self, ev: ViewerEvent) {

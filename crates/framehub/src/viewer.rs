@@ -94,7 +94,18 @@ struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        lock(&self.stream.viewers).remove(&self.id);
+        let (principal, viewers) = {
+            let mut v = lock(&self.stream.viewers);
+            let gone = v.remove(&self.id);
+            (gone.and_then(|e| e.principal), v.len())
+        };
+        self.stream
+            .announce(crate::lifecycle::LifecycleEvent::ViewerLeft {
+                stream: self.stream.name.clone(),
+                client_id: self.id,
+                principal: principal.map(|p| p.as_str().to_string()),
+                viewers,
+            });
         self.stream.update_downscale();
         if self.patches {
             self.stream.patch_viewers.fetch_sub(1, Ordering::Relaxed);
@@ -201,6 +212,13 @@ pub(crate) async fn run<S, E>(
                         if patches {
                             stream.patch_viewers.fetch_add(1, Ordering::Relaxed);
                         }
+                        let viewers = lock(&stream.viewers).len();
+                        stream.announce(crate::lifecycle::LifecycleEvent::ViewerJoined {
+                            stream: stream.name.clone(),
+                            client_id: session_id,
+                            principal: principal.as_ref().map(|p| p.as_str().to_string()),
+                            viewers,
+                        });
                         registration = Some(Registration {
                             stream: Arc::clone(&stream),
                             id: session_id,

@@ -326,3 +326,73 @@ async fn publishers_off_loopback_need_credentials_and_an_authenticator_decides()
     let mut viewer = Client::open(addr, "/cam", &["image/jpeg"]).await;
     frame_of(&remote, &mut viewer, 1).await;
 }
+
+#[tokio::test]
+async fn the_lifecycle_tells_the_story_in_order_and_over_sse() {
+    let (server, addr) = hub(Duration::from_millis(300)).await;
+    let mut events = Box::pin(server.lifecycle());
+    // The SSE route: a raw HTTP client reads its first events.
+    let mut sse = tokio::net::TcpStream::connect(addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    sse.write_all(format!("GET /_/events HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    // Subscribed once its response has begun.
+    let mut text = String::new();
+    let mut buf = vec![0u8; 4096];
+    while !text.contains("\r\n\r\n") {
+        let n = tokio::time::timeout(T, sse.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0);
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+
+    let remote =
+        RemoteStream::connect(&format!("ws://{addr}/cam"), 64, 48, StreamConfig::default())
+            .await
+            .unwrap();
+    let mut viewer = Client::open(addr, "/cam", &["image/jpeg"]).await;
+    frame_of(&remote, &mut viewer, 1).await;
+    remote.close().await;
+    assert_eq!(viewer.recv_close().await.0, 4410);
+
+    let mut kinds = Vec::new();
+    while kinds.len() < 6 {
+        let ev = tokio::time::timeout(T, events.next())
+            .await
+            .expect("an event within 5 s")
+            .expect("the hub is open");
+        assert_eq!(ev.stream(), "cam");
+        kinds.push(ev.kind());
+    }
+    assert_eq!(
+        kinds,
+        [
+            "stream.created",
+            "publisher.online",
+            "viewer.joined",
+            "publisher.offline",
+            "stream.destroyed",
+            "viewer.left"
+        ]
+    );
+
+    while !text.contains("event: viewer.left") {
+        let n = tokio::time::timeout(T, sse.read(&mut buf))
+            .await
+            .expect("SSE data within 5 s")
+            .unwrap();
+        assert!(n > 0, "SSE ended early: {text}");
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(text.contains("text/event-stream"), "{text}");
+    let created = text.find("event: stream.created").expect(&text);
+    let online = text.find("event: publisher.online").expect(&text);
+    assert!(created < online, "{text}");
+    assert!(
+        text.contains(r#""type":"viewer.joined","stream":"cam""#),
+        "{text}"
+    );
+}
