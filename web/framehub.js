@@ -84,6 +84,7 @@ export async function supportedFormats(imageOnly) {
  * @property {number} decodeQueueSize decodes under way
  * @property {number|null} closeCode code of the last close
  * @property {string} closeReason reason of the last close
+ * @property {'online'|'offline'} publisher the publisher's state (a remote publisher may go offline for a while)
  * @property {number} reconnects connections opened after the first
  * @property {boolean|null} controller whether this viewer's input is delivered
  * @property {number} maxInflight
@@ -143,6 +144,8 @@ export class RemoteFramebufferView extends EventTarget {
     this._disposed = false;
     this._closeCode = null;
     this._closeReason = '';
+    /** @type {'online'|'offline'} the publisher's state (`status` messages) */
+    this._publisher = 'online';
     this._imageOnly = this.options.imageOnly;
     this._supported = supportedFormats(this._imageOnly);
     this._connId = 0;
@@ -270,6 +273,7 @@ export class RemoteFramebufferView extends EventTarget {
       lastSeq: this._lastSeq,
       decodeQueueSize: this._queue.decoding,
       closeCode: this._closeCode,
+      publisher: this._publisher,
       closeReason: this._closeReason,
       reconnects: this._transport.reconnects,
       controller: this._controller,
@@ -389,6 +393,11 @@ export class RemoteFramebufferView extends EventTarget {
       case 'control':
         this._controller = !!msg.controller;
         this.dispatchEvent(new CustomEvent('control', { detail: { controller: this._controller } }));
+        break;
+      case 'status':
+        // A remote publisher left (the last picture stays) or came back.
+        this._publisher = msg.publisher === 'offline' ? 'offline' : 'online';
+        this.dispatchEvent(new CustomEvent('publisher', { detail: { publisher: this._publisher } }));
         break;
       default:
         break; // unknown messages are ignored

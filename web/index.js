@@ -1,8 +1,10 @@
 /**
  * framehub index page script (`index.html`): lists the hub's streams from
- * `GET /streams`, refreshed every 2 s, each as a card with a small live view
- * (image-only, no input), its name, size and viewer count. Streams that
- * appear get a card, streams that go away lose theirs.
+ * `GET /streams`, each as a card with a small live view (image-only, no
+ * input), its name, size and viewer count. It follows the hub's lifecycle
+ * events (`GET /_/events`, Server-Sent Events): a stream that appears gets a
+ * card, one that goes away loses its card, viewer counts follow joins and
+ * leaves. Where the event stream cannot be had, it polls `/streams` every 2 s.
  *
  * Test hook: `window.framehubIndex = {cards: Map<name, RemoteFramebufferView>}`.
  *
@@ -151,5 +153,22 @@ async function refresh() {
   }
 }
 
+/** Listing again after an event: a burst of events makes one request. */
+let pending = 0;
+function refreshSoon() {
+  if (!pending) pending = setTimeout(() => { pending = 0; refresh(); }, 50);
+}
+
 refresh();
-setInterval(refresh, REFRESH_MS);
+if (typeof EventSource === 'function') {
+  const events = new EventSource(`${HUB_BASE}_/events`);
+  for (const kind of ['stream.created', 'stream.destroyed', 'viewer.joined', 'viewer.left']) {
+    events.addEventListener(kind, refreshSoon);
+  }
+  let polling = 0;
+  events.addEventListener('open', () => { clearInterval(polling); polling = 0; refreshSoon(); });
+  // Refused (401) or gone: poll until it comes back (EventSource retries by itself).
+  events.addEventListener('error', () => { if (!polling) polling = setInterval(refresh, REFRESH_MS); });
+} else {
+  setInterval(refresh, REFRESH_MS);
+}

@@ -2,7 +2,8 @@
  * framehub browser client — transport: one WebSocket to a stream, with the
  * binary envelope split into header and payload, text messages parsed as
  * JSON, and reconnection with exponential backoff (0.25 s doubling to 10 s,
- * ±30 % jitter) after any close except the terminal codes 1003, 4401, 4404.
+ * ±30 % jitter) after any close except the terminal codes 1003, 4401, 4404,
+ * 4410 (stream ended).
  *
  * @module transport
  */

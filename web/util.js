@@ -10,7 +10,7 @@
  */
 
 /** Close codes after which the client never reconnects (protocol §9). */
-export const TERMINAL_CLOSE_CODES = new Set([1003, 4401, 4404]);
+export const TERMINAL_CLOSE_CODES = new Set([1003, 4401, 4404, 4410]);
 
 /** First reconnect delay, seconds. */
 export const BACKOFF_BASE_S = 0.25;

@@ -38,6 +38,8 @@ const stats = {
   closeCode: /** @type {number|null} */ (null),
   reconnects: 0,
   tier: 0,
+  /** @type {'online'|'offline'} a remote publisher's state */
+  publisher: 'online',
 };
 Object.assign(window, { framehubView: view, framehubStats: stats });
 
@@ -81,6 +83,9 @@ function showError(code, reason) {
   } else if (code === 4401) {
     title = 'Unauthorized';
     text = `The hub refused the credentials${reason ? ` (${reason})` : ''}. Add ?token=… to the address to give one.`;
+  } else if (code === 4410) {
+    title = `Stream “${name}” ended`;
+    text = 'Its publisher left and did not come back. Reload the page to look for it again.';
   } else if (code === 1003) {
     title = 'Cannot show this stream';
     text = reason || 'This browser and the hub have no media format in common.';
@@ -109,7 +114,7 @@ view.addEventListener('state', (ev) => {
     tick();
     retryTimer = setInterval(tick, 100);
   } else {
-    el.textContent = d.state;
+    el.textContent = d.state === 'open' && stats.publisher === 'offline' ? 'publisher offline' : d.state;
   }
   if (d.state === 'error') showError(d.code, d.reason);
   else if (d.state === 'open') $('error').hidden = true;
@@ -128,6 +133,16 @@ view.addEventListener('frame', (ev) => {
 });
 
 view.addEventListener('stats', renderStatus);
+
+// A remote publisher left (the picture stays until it is back or the stream ends).
+view.addEventListener('publisher', (ev) => {
+  stats.publisher = /** @type {CustomEvent} */ (ev).detail.publisher;
+  const el = $('st-state');
+  if (stats.state === 'open') {
+    el.textContent = stats.publisher === 'offline' ? 'publisher offline' : 'open';
+    el.className = `fh-state fh-state-${stats.publisher === 'offline' ? 'closed' : 'open'}`;
+  }
+});
 view.addEventListener('quality', renderStatus);
 view.addEventListener('config', renderStatus);
 
