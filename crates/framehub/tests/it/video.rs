@@ -313,3 +313,54 @@ async fn the_fps_cap_counts_frames_not_outputs() {
         "the cap holds: video {nv}, image {ni}"
     );
 }
+
+/// Issue 15: a remote publisher's H.264 chain reaches video viewers through
+/// the hub unchanged (the hub encodes nothing), and after the publisher
+/// restarts the viewer, still connected, resumes at a keyframe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_h264_chain_reaches_video_viewers_and_resumes_at_a_keyframe() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let url = format!("ws://{addr}/v");
+    let cfg = || StreamConfig::default().h264(true);
+    let remote = framehub::RemoteStream::connect(&url, 320, 240, cfg())
+        .await
+        .unwrap();
+    let mut c = Client::open(addr, "/v", VIDEO).await;
+    assert_eq!(c.config.as_ref().unwrap()["transport"], "webcodecs");
+    let mut dec = openh264::decoder::Decoder::new().unwrap();
+    let pic = moving(320, 240, 3);
+    remote.publish(Frame::rgba(320, 240, pic.clone())).unwrap();
+    let (h, payload) = c.recv_frame().await;
+    assert!(chunk(&h).0, "the first unit is a keyframe");
+    assert!(luma_psnr(&mut dec, &payload, &pic, 320, 240) >= 35.0);
+    c.ack(h.seq()).await;
+    assert_eq!(
+        server.stream("v").unwrap().encode_count(OutputFormat::H264),
+        remote.encode_count(OutputFormat::H264),
+        "each unit the hub offered is one the publisher encoded"
+    );
+    assert!(remote.encode_count(OutputFormat::H264) >= 1);
+
+    // The publisher restarts: a new process, a new encoder, a new chain.
+    remote.close().await;
+    let again = framehub::RemoteStream::connect(&url, 320, 240, cfg())
+        .await
+        .unwrap();
+    let pic = moving(320, 240, 9);
+    let mut dec = openh264::decoder::Decoder::new().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        again.publish(Frame::rgba(320, 240, pic.clone())).unwrap();
+        match c.recv_within(Duration::from_millis(300)).await {
+            Some(Received::Frame(h, payload)) => {
+                c.ack(h.seq()).await;
+                assert!(chunk(&h).0, "the first unit of the new chain is a keyframe");
+                assert!(luma_psnr(&mut dec, &payload, &pic, 320, 240) >= 35.0);
+                break;
+            }
+            Some(Received::Close(code, r)) => panic!("closed {code} {r}"),
+            _ => assert!(Instant::now() < deadline, "no frame after the restart"),
+        }
+    }
+}
