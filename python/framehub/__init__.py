@@ -26,7 +26,7 @@ and resize events come back. The API mirrors pdum.rfb::
 from __future__ import annotations
 
 from . import sync
-from ._aio import Display, Server, serve, serve_server
+from ._aio import Display, Server, connect, serve, serve_server
 from ._errors import (
     ClosedError,
     FramehubError,
@@ -50,6 +50,7 @@ __all__ = [
     "StreamExistsError",
     "UnknownStreamError",
     "__version__",
+    "connect",
     "serve",
     "serve_server",
     "sync",

@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from . import _native
 from ._base import ServerBase, StreamBase, check_address
+from ._remote import RemoteAddress, remote_base
 
 if TYPE_CHECKING:
     from ._native import InputEvent
 
-__all__ = ["Display", "Server", "serve", "serve_server"]
+__all__ = ["Display", "Server", "connect", "serve", "serve_server"]
 
 
 class Display(StreamBase["Server"]):
@@ -132,4 +133,53 @@ async def serve(
         await server.aclose()
         raise
     display._owns_server = True
+    return display
+
+
+
+class _RemoteServer(RemoteAddress, Server):
+    """The hub-less side of ``connect()``: the encoding runs here, the
+    viewers are on the remote hub (``port``, ``url``, ``ws_url`` are its)."""
+
+
+async def connect(
+    url: str,
+    name: str,
+    width: int,
+    height: int,
+    *,
+    token: str | None = None,
+    takeover: bool = False,
+    **config: Any,
+) -> Display:
+    """Publishes a ``width`` x ``height`` stream ``name`` into the running
+    hub at ``url`` (``ws://HOST:PORT``, e.g. ``framehub serve``) and returns
+    its display: the same API as ``serve()`` (``publish``, ``poll_events``,
+    ``events()``, ``aclose``). Frames are encoded in this process, only in
+    the formats the hub's viewers demand; their events come back here. If
+    the connection drops, it reconnects by itself; within the hub's grace
+    period (10 s) its viewers only see "publisher offline".
+
+    ``token``: the publisher's credential (the hub's ``--publish-token``);
+    ``takeover``: take the name from a live publisher of the same principal.
+    ``config``: the stream settings of ``Server.add_stream``.
+
+    Raises ``StreamExistsError`` when the name is taken (4409),
+    ``FramehubError`` when the hub refuses otherwise (4401 unauthorized),
+    ``OSError`` when it cannot be reached, ``ValueError``/``TypeError`` for
+    bad arguments.
+    """
+    base = remote_base(url)
+    loop = asyncio.get_running_loop()
+    hub = _native.Hub(loop, None)
+    try:
+        native = await hub.connect_async(
+            loop, f"{base}/{name}", width, height, dict(config), token, takeover
+        )
+    except BaseException:
+        hub.close()
+        raise
+    server = _RemoteServer(hub, base)
+    display = Display(server, native, owns_server=True)
+    server._displays[name] = display
     return display

@@ -80,6 +80,25 @@ class Hub:
     def listen_async(
         self, event_loop: asyncio.AbstractEventLoop, host: str, port: int
     ) -> asyncio.Future[int]: ...
+    def connect_async(
+        self,
+        event_loop: asyncio.AbstractEventLoop,
+        url: str,
+        width: int,
+        height: int,
+        config: dict[str, Any] | None = None,
+        token: str | None = None,
+        takeover: bool = False,
+    ) -> asyncio.Future[Stream]: ...
+    def connect(
+        self,
+        url: str,
+        width: int,
+        height: int,
+        config: dict[str, Any] | None = None,
+        token: str | None = None,
+        takeover: bool = False,
+    ) -> Stream: ...
     def add_stream(
         self,
         name: str,

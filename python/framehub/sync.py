@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 from . import _native
 from ._base import ServerBase, StreamBase, check_address
+from ._remote import RemoteAddress, remote_base
 
 if TYPE_CHECKING:
     from ._native import InputEvent
 
-__all__ = ["Display", "Server", "serve", "serve_server"]
+__all__ = ["Display", "Server", "connect", "serve", "serve_server"]
 
 # Longest single wait inside events(), so Ctrl-C is seen promptly.
 _SLICE = 0.2
@@ -140,4 +141,40 @@ def serve(
         server.close()
         raise
     display._owns_server = True
+    return display
+
+
+class _RemoteServer(RemoteAddress, Server):
+    """The hub-less side of ``connect()``: the encoding runs here, the
+    viewers are on the remote hub (``port``, ``url``, ``ws_url`` are its)."""
+
+
+def connect(
+    url: str,
+    name: str,
+    width: int,
+    height: int,
+    *,
+    token: str | None = None,
+    takeover: bool = False,
+    **config: Any,
+) -> Display:
+    """Publishes a ``width`` x ``height`` stream ``name`` into the running
+    hub at ``url`` (``ws://HOST:PORT``); as ``framehub.connect``, without
+    asyncio. ``display.close()`` closes the feed.
+
+    Raises ``StreamExistsError`` when the name is taken (4409),
+    ``FramehubError`` when the hub refuses otherwise, ``OSError`` when it
+    cannot be reached.
+    """
+    base = remote_base(url)
+    hub = _native.Hub(None, None)
+    try:
+        native = hub.connect(f"{base}/{name}", width, height, dict(config), token, takeover)
+    except BaseException:
+        hub.close()
+        raise
+    server = _RemoteServer(hub, base)
+    display = Display(server, native, owns_server=True)
+    server._displays[name] = display
     return display

@@ -37,6 +37,8 @@ pub(crate) fn to_py(py: Python<'_>, e: framehub::Error) -> PyErr {
         framehub::Error::UnknownStream(_) => framehub_error(py, "UnknownStreamError", msg),
         framehub::Error::InvalidFrame(_) => framehub_error(py, "InvalidFrameError", msg),
         framehub::Error::Closed => framehub_error(py, "ClosedError", msg),
+        // A remote hub refused a publisher: a taken name is a taken name.
+        framehub::Error::Refused { code: 4409, .. } => framehub_error(py, "StreamExistsError", msg),
         framehub::Error::Io(io) => match io.raw_os_error() {
             Some(errno) => {
                 // `OSError(errno, strerror)`, so `e.errno` and `e.strerror` are set.

@@ -25,6 +25,9 @@ pub(crate) struct HubInner {
     pub(crate) server: framehub::Server,
     /// The asyncio loop async authenticators run on (None: synchronous API).
     pub(crate) event_loop: Option<Py<PyAny>>,
+    /// Streams this hub's runtime publishes into remote hubs (`connect`):
+    /// kept here so that closing the hub closes their feeds.
+    pub(crate) remotes: std::sync::Mutex<Vec<framehub::RemoteStream>>,
 }
 
 impl HubInner {
@@ -43,7 +46,15 @@ impl HubInner {
     /// Closes the server (viewers get 1001) and shuts the runtime down.
     /// Blocking; call without the GIL and outside the runtime.
     fn close_blocking(&self) {
-        self.with_runtime(|rt| rt.block_on(self.server.close()));
+        let remotes = std::mem::take(&mut *self.remotes.lock().unwrap_or_else(|e| e.into_inner()));
+        self.with_runtime(|rt| {
+            rt.block_on(async {
+                for r in remotes {
+                    r.close().await;
+                }
+                self.server.close().await;
+            })
+        });
         let rt = self
             .runtime
             .write()
@@ -114,6 +125,7 @@ impl Hub {
                 handle,
                 server: framehub::Server::builder().origins(origins).build(),
                 event_loop,
+                remotes: std::sync::Mutex::new(Vec::new()),
             }),
         })
     }
@@ -155,6 +167,107 @@ impl Hub {
                 Err(e) => Err(to_py(py, e)),
             },
         )
+    }
+
+    /// Publishes a stream of `width` × `height` pixels into the remote hub
+    /// at `url` (`ws://HOST:PORT/<name>` or its `/_/publish/<name>` form) as
+    /// an asyncio future on `event_loop`, resolved with the `Stream` once the
+    /// hub accepted the claim. The encoding runs on this hub's threads;
+    /// `config` holds the stream settings of `add_stream`.
+    ///
+    /// Raises (through the future) `FramehubError` when the hub refuses
+    /// (4401, 4409: the message says which), `OSError` when it cannot be
+    /// reached, `InvalidNameError` for a URL without a stream name.
+    #[pyo3(signature = (event_loop, url, width, height, config=None, token=None, takeover=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn connect_async<'py>(
+        &self,
+        py: Python<'py>,
+        event_loop: Bound<'py, PyAny>,
+        url: String,
+        width: i64,
+        height: i64,
+        config: Option<&Bound<'py, PyDict>>,
+        token: Option<String>,
+        takeover: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if !self.inner.running() {
+            return Err(to_py(py, framehub::Error::Closed));
+        }
+        let side = |v: i64, what: &str| {
+            u32::try_from(v).map_err(|_| {
+                PyValueError::new_err(format!("{what} must be within 1..=16384, got {v}"))
+            })
+        };
+        let (w, h) = (side(width, "width")?, side(height, "height")?);
+        let cfg = config::stream_config("connect", config, self.inner.event_loop.as_ref())?;
+        let inner = Arc::clone(&self.inner);
+        let opts = framehub::RemoteOptions { token, takeover };
+        bridge::spawn(
+            &self.inner.handle,
+            &event_loop,
+            Err(error::closed(py, "connect")),
+            async move {
+                let remote = framehub::RemoteStream::connect_with(&url, w, h, cfg, opts).await?;
+                let stream = (*remote).clone();
+                inner
+                    .remotes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(remote);
+                Ok::<_, framehub::Error>((stream, inner))
+            },
+            |py, r| match r {
+                Ok((stream, inner)) => Ok(Stream::new(stream, inner)
+                    .into_pyobject(py)?
+                    .into_any()
+                    .unbind()),
+                Err(e) => Err(to_py(py, e)),
+            },
+        )
+    }
+
+    /// [`Hub::connect_async`], blocking (the synchronous API).
+    #[pyo3(signature = (url, width, height, config=None, token=None, takeover=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn connect(
+        &self,
+        py: Python<'_>,
+        url: String,
+        width: i64,
+        height: i64,
+        config: Option<&Bound<'_, PyDict>>,
+        token: Option<String>,
+        takeover: bool,
+    ) -> PyResult<Stream> {
+        not_on_runtime("connect()")?;
+        let side = |v: i64, what: &str| {
+            u32::try_from(v).map_err(|_| {
+                PyValueError::new_err(format!("{what} must be within 1..=16384, got {v}"))
+            })
+        };
+        let (w, h) = (side(width, "width")?, side(height, "height")?);
+        let cfg = config::stream_config("connect", config, self.inner.event_loop.as_ref())?;
+        let inner = Arc::clone(&self.inner);
+        let opts = framehub::RemoteOptions { token, takeover };
+        let result = py.detach(move || {
+            inner
+                .with_runtime(|rt| {
+                    rt.block_on(framehub::RemoteStream::connect_with(&url, w, h, cfg, opts))
+                })
+                .unwrap_or(Err(framehub::Error::Closed))
+                .map(|remote| {
+                    let stream = (*remote).clone();
+                    inner
+                        .remotes
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(remote);
+                    stream
+                })
+        });
+        let stream = result.map_err(|e| to_py(py, e))?;
+        Ok(Stream::new(stream, Arc::clone(&self.inner)))
     }
 
     /// Adds a stream `name` of `width` × `height` pixels; `config` holds the
