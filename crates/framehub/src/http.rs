@@ -34,6 +34,7 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .route("/recorded-events", get(default_recorded))
         .route("/recorded-events/reset", get(default_recorded_reset))
         .route("/_/metrics", get(hub_metrics))
+        .route("/_/publish", get(publish_page))
         .route("/_/publish/{name}", get(publish))
         .route("/_/events", get(lifecycle_events))
         .route("/_/{file}", get(asset))
@@ -327,6 +328,12 @@ async fn lifecycle_events(State(inner): State<Arc<Inner>>, parts: Parts) -> Resp
     Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+/// `GET /_/publish`: the page that publishes a canvas or the camera from a browser tab.
+async fn publish_page(req: Request) -> Response {
+    let (parts, _body) = req.into_parts();
+    page("publish.html", StatusCode::OK, &hub_base(&parts))
 }
 
 /// `/_/publish/<name>`: a remote publisher's feed (`publish.rs`).

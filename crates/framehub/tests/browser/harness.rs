@@ -48,6 +48,11 @@ pub struct Browser {
 impl Browser {
     /// Starts chromedriver and a headless Chromium with a `width` × `height` window.
     pub async fn start(width: u32, height: u32) -> Browser {
+        Self::start_with(width, height, &[]).await
+    }
+
+    /// [`Browser::start`] with more Chromium flags (a fake camera, say).
+    pub async fn start_with(width: u32, height: u32, extra: &[&str]) -> Browser {
         let slot = SLOTS.acquire().await.expect("semaphore open");
         let port = free_port();
         let mut cmd =
@@ -78,10 +83,13 @@ impl Browser {
                 ]
             }
         });
-        let caps = match caps {
+        let mut caps = match caps {
             Value::Object(m) => m,
             _ => unreachable!("a JSON object literal"),
         };
+        if let Some(args) = caps["goog:chromeOptions"]["args"].as_array_mut() {
+            args.extend(extra.iter().map(|a| json!(a)));
+        }
         let client = loop {
             let connector = hyper_util::client::legacy::connect::HttpConnector::new();
             let mut builder = ClientBuilder::new(connector);

@@ -8,5 +8,6 @@ mod harness;
 mod index;
 #[path = "../support/picture.rs"]
 mod picture;
+mod publish;
 mod quality;
 mod viewer;
