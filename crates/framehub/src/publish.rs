@@ -53,6 +53,9 @@ use crate::viewer::ConnInfo;
 /// How often the feed re-checks demand even when nothing woke it (a
 /// viewer's subscription can change without a demand change).
 const DEMAND_TICK: Duration = Duration::from_millis(250);
+/// How often an unanswered keyframe request is sent again (the viewers'
+/// sessions ask at most once a second too, `docs/protocol.md` §10).
+const KEYFRAME_RETRY: Duration = Duration::from_secs(1);
 
 /// A remote stream's claim: who holds it, and its id and time shifts.
 pub(crate) struct Claim {
@@ -371,6 +374,10 @@ async fn feed_loop(
     let mut tick = tokio::time::interval(DEMAND_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_demand: Option<HubMessage> = None;
+    // Keyframe requests sent and not answered yet, per video tier: asked
+    // again at most once per KEYFRAME_RETRY while the publisher does not answer.
+    // (None: not sent yet.)
+    let mut asked: HashMap<u8, Option<Instant>> = HashMap::new();
     loop {
         // Up: demand when it changed, keyframe requests, events.
         let (outputs, patch_viewers) = stream.demand_snapshot();
@@ -383,12 +390,16 @@ async fn feed_loop(
             up.push(demand.clone());
             last_demand = Some(demand);
         }
-        up.extend(
-            stream
-                .take_keyframe_requests()
-                .into_iter()
-                .map(|tier| HubMessage::Keyframe { tier }),
-        );
+        let now = Instant::now();
+        for tier in stream.take_keyframe_requests() {
+            asked.entry(tier).or_insert(None);
+        }
+        for (tier, at) in asked.iter_mut() {
+            if at.is_none_or(|t| now.duration_since(t) >= KEYFRAME_RETRY) {
+                *at = Some(now);
+                up.push(HubMessage::Keyframe { tier: *tier });
+            }
+        }
         up.extend(
             stream
                 .events
@@ -413,11 +424,13 @@ async fn feed_loop(
 
         tokio::select! {
             msg = socket.next() => match msg {
-                Some(Ok(Message::Binary(b))) => {
-                    if let Err(why) = offer_unit(inner, stream, b, shift) {
-                        return (close_code::POLICY, why);
+                Some(Ok(Message::Binary(b))) => match offer_unit(inner, stream, b, shift) {
+                    Ok(Some(tier)) => {
+                        asked.remove(&tier);
                     }
-                }
+                    Ok(None) => {}
+                    Err(why) => return (close_code::POLICY, why),
+                },
                 Some(Ok(Message::Text(t))) => match SourceMessage::parse(t.as_str()) {
                     Ok(SourceMessage::Info { width, height, h264_codec }) => {
                         stream.set_size(width, height);
@@ -452,14 +465,15 @@ async fn feed_loop(
     }
 }
 
-/// Checks one unit from the publisher and offers it to the viewers.
+/// Checks one unit from the publisher and offers it to the viewers;
+/// returns the video tier when it was a keyframe.
 /// Errors: the reason to close the feed with 1008.
 fn offer_unit(
     inner: &Inner,
     stream: &StreamShared,
     msg: Bytes,
     shift: Shift,
-) -> Result<(), String> {
+) -> Result<Option<u8>, String> {
     let unit = feed::parse_unit(&msg).map_err(|e| e.to_string())?;
     let h = &unit.header;
     let variant = Variant::from_id(h.variant);
@@ -494,12 +508,13 @@ fn offer_unit(
         c.fetch_add(1, Ordering::Relaxed);
     }
     let enc = Arc::new(Encoded { info, data, patch });
+    let keyframe = matches!(enc.info.kind, FrameKind::Video { keyframe: true, .. });
     if is_video {
         stream.offer_video(variant.tier, enc);
     } else {
         stream.offer_image(variant, enc);
     }
-    Ok(())
+    Ok(keyframe.then_some(variant.tier))
 }
 
 /// JPEG starts with SOI and a marker (ITU-T T.81 §B.1.1.3), PNG with its

@@ -396,3 +396,90 @@ async fn the_lifecycle_tells_the_story_in_order_and_over_sse() {
         "{text}"
     );
 }
+
+/// A raw publisher that never answers a keyframe request is asked again,
+/// at most once a second; one that floods units faster than any viewer
+/// takes them costs the hub nothing but the latest (the viewer gets the
+/// newest frame and the feed stays open).
+#[tokio::test]
+async fn an_unanswered_keyframe_request_is_repeated_and_a_flood_is_latest_wins() {
+    let (_server, addr) = hub(Duration::from_secs(10)).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/_/publish/v"))
+        .await
+        .unwrap();
+    let claim = json!({"type":"claim","protocol":1,"width":64,"height":48,
+                       "h264_codec":"avc1.42C01F"});
+    ws.send(Message::Text(claim.to_string().into()))
+        .await
+        .unwrap();
+    let _video = Client::open(addr, "/v", &["webcodecs/h264-annexb"]).await;
+    let started = std::time::Instant::now();
+    let mut asks = Vec::new();
+    while asks.len() < 3 {
+        match tokio::time::timeout(T, ws.next()).await.unwrap() {
+            Some(Ok(Message::Text(t))) if t.contains(r#""type":"keyframe""#) => {
+                asks.push(started.elapsed())
+            }
+            Some(Ok(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    for pair in asks.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= Duration::from_millis(900) && gap < Duration::from_millis(2500),
+            "asked again after {gap:?}"
+        );
+    }
+
+    // A flood of 300 JPEG units: the viewer's first frame is one of the last.
+    let mut jpeg_viewer = Client::open(addr, "/v", &["image/jpeg"]).await;
+    let jpeg = turbojpeg::compress(
+        turbojpeg::Image {
+            pixels: &pattern(64, 48, 1)[..],
+            width: 64,
+            pitch: 64 * 4,
+            height: 48,
+            format: turbojpeg::PixelFormat::RGBA,
+        },
+        80,
+        turbojpeg::Subsamp::Sub2x2,
+    )
+    .unwrap();
+    for id in 1..=300u64 {
+        // Timestamps far apart, so the hub's per-connection shift (µs) does not matter.
+        let h = json!({"variant":{"format":"jpeg","tier":0},"frame_id":id,"source_id":id,
+                       "timestamp_us":id * 1_000_000,"width":64,"height":48,"mime":"image/jpeg"})
+        .to_string();
+        let mut m = (h.len() as u32).to_le_bytes().to_vec();
+        m.extend_from_slice(h.as_bytes());
+        m.extend_from_slice(&jpeg);
+        ws.send(Message::Binary(m.into())).await.unwrap();
+    }
+    // The viewer acks what it gets: a few frames, the last one the flood's last.
+    let mut got = Vec::new();
+    while let Some(Received::Frame(h, p)) =
+        jpeg_viewer.recv_within(Duration::from_millis(500)).await
+    {
+        assert!(mean_abs_diff(&jpeg_rgba(&p), &pattern(64, 48, 1)) < 8.0);
+        let FrameHeader::ImageFrame { timestamp_us, .. } = h else {
+            panic!("{h:?}")
+        };
+        got.push(timestamp_us / 1_000_000);
+        jpeg_viewer.ack(h.seq()).await;
+    }
+    assert!(
+        !got.is_empty() && got.len() <= 10,
+        "latest wins: got {got:?}"
+    );
+    assert_eq!(got.last(), Some(&300), "the newest frame last: {got:?}");
+    // The feed is still open: the hub keeps asking for the keyframe.
+    let mut open = false;
+    while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(3), ws.next()).await {
+        if matches!(m, Message::Text(_)) {
+            open = true;
+            break;
+        }
+    }
+    assert!(open, "the flooding publisher was not closed");
+}
