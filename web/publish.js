@@ -279,6 +279,7 @@ export function publishCanvas(canvas, opts) {
         type: 'claim', protocol: FEED_VERSION, width, height, quality, bitrate, fps,
         h264_codec: stats.h264 ? H264_CODEC : undefined, preferred_image: 'jpeg',
         token: opts.token, takeover: !!opts.takeover || attempt > 0,
+        clock_us: Math.round((performance.now() - start) * 1000),
       }));
       if (stats.h264) setupEncoder();
     };

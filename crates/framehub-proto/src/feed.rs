@@ -138,6 +138,12 @@ pub enum SourceMessage {
         /// Take the name over from a live publisher of the same principal.
         #[serde(default)]
         takeover: bool,
+        /// The publisher's clock when it sent the claim: µs on the clock of
+        /// its units' `timestamp_us`. The hub maps that clock onto its own
+        /// (off by the claim's one-way delay); without it, the publisher's
+        /// time 0 is taken to be the moment the claim arrived.
+        #[serde(default)]
+        clock_us: Option<u64>,
     },
     /// The stream's size or codec changed (the next units have them).
     Info {

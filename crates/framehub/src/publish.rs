@@ -97,7 +97,9 @@ struct Taken {
 
 /// Serves one publisher's feed on an upgraded WebSocket until it leaves.
 pub(crate) async fn run(inner: Arc<Inner>, name: String, conn: ConnInfo, mut socket: WebSocket) {
-    let claim = match tokio::time::timeout(inner.cfg.hello_timeout, socket.next()).await {
+    let claim = tokio::time::timeout(inner.cfg.hello_timeout, socket.next()).await;
+    let claimed_at = Instant::now();
+    let claim = match claim {
         Ok(Some(Ok(Message::Text(t)))) => SourceMessage::parse(t.as_str()),
         Ok(Some(Ok(_))) => Err(feed::FeedError::Malformed(
             "the first message must be a claim".into(),
@@ -108,13 +110,14 @@ pub(crate) async fn run(inner: Arc<Inner>, name: String, conn: ConnInfo, mut soc
             return;
         }
     };
-    let (shape, token, takeover) = match claim {
+    let (shape, token, takeover, clock_us) = match claim {
         Ok(SourceMessage::Claim {
             protocol,
             shape,
             token,
             takeover,
-        }) if protocol == feed::FEED_VERSION => (shape, token, takeover),
+            clock_us,
+        }) if protocol == feed::FEED_VERSION => (shape, token, takeover, clock_us),
         Ok(SourceMessage::Claim { protocol, .. }) => {
             let reason = format!("feed version {protocol} is not {}", feed::FEED_VERSION);
             close(&inner, &mut socket, close_code::POLICY, &reason).await;
@@ -175,7 +178,9 @@ pub(crate) async fn run(inner: Arc<Inner>, name: String, conn: ConnInfo, mut soc
         });
         let shift = Shift {
             ids: base_id,
-            micros: stream.micros_since_created(Instant::now()),
+            // Publisher time t is hub time t + (hub now - publisher now).
+            micros: i128::from(stream.micros_since_created(claimed_at))
+                - i128::from(clock_us.unwrap_or(0)),
         };
         let (code, reason) = feed_loop(&inner, &stream, &mut socket, kick, shift).await;
         close(&inner, &mut socket, code, &reason).await;
@@ -356,8 +361,8 @@ fn release(inner: &Arc<Inner>, name: &str, stream: &Arc<StreamShared>, conn: u64
 struct Shift {
     /// Added to every frame id (and patch base id).
     ids: u64,
-    /// Added to every timestamp, µs.
-    micros: u64,
+    /// Added to every timestamp, µs (the result is clamped at 0).
+    micros: i128,
 }
 
 /// Carries the feed until the publisher leaves or is closed; returns the
@@ -493,7 +498,8 @@ fn offer_unit(
     let mut info = unit.header.to_info(data.len(), &codec);
     info.frame_id += shift.ids;
     info.source_id += shift.ids;
-    info.timestamp_us += shift.micros;
+    info.timestamp_us =
+        u64::try_from((i128::from(info.timestamp_us) + shift.micros).max(0)).unwrap_or(u64::MAX);
     if let FrameKind::Image { patch: Some(p), .. } = &mut info.kind {
         p.base_id += shift.ids;
     }

@@ -219,6 +219,7 @@ async fn claim(url: &str, stream: &StreamShared, opts: &RemoteOptions) -> Result
         shape: shape(stream),
         token: opts.token.clone(),
         takeover: opts.takeover,
+        clock_us: Some(stream.micros_since_created(std::time::Instant::now())),
     };
     ws.send(Message::Text(msg.to_json().into()))
         .await
