@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import _native
-from ._base import ServerBase, StreamBase, check_address
+from ._base import DownscaleHint, ServerBase, StreamBase, check_address
 
 if TYPE_CHECKING:
     from ._native import InputEvent
@@ -20,19 +20,19 @@ __all__ = ["Display", "Server", "serve", "serve_server"]
 class Display(StreamBase["Server"]):
     """One stream of a hub (what ``serve()`` and ``Server.add_stream()`` return)."""
 
-    async def events(self) -> AsyncIterator[InputEvent]:
+    async def events(self) -> AsyncIterator[InputEvent | DownscaleHint]:
         """The viewers' input events as they arrive; ends when the stream
         is removed or the hub closes."""
         loop = asyncio.get_running_loop()
         native = self._native
         while True:
-            events = native.poll_events()
+            events = self._deliver(native.poll_events(self._event_shape))
             if events:
                 for ev in events:
                     yield ev
                 continue
             if not await native.wait_event_async(loop):
-                for ev in native.poll_events():
+                for ev in self._deliver(native.poll_events(self._event_shape)):
                     yield ev
                 return
 
