@@ -149,7 +149,7 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
     for arg in (
         "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--window-size=480,360", f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=800,600", f"--user-data-dir={tmp_path / 'profile'}",
     ):
         options.add_argument(arg)
     driver = webdriver.Chrome(
@@ -203,6 +203,7 @@ def test_pdum_rfb_widget_draws_a_framehub_stream_and_its_input_reaches_the_progr
             return True
 
         wait_for("the published picture on the widget's canvas", shows_picture)
+        browser.save_screenshot(str(ROOT / "target" / "pdum-widget.png"))  # to look at
         assert display.client_count == 1
         state = browser.execute_script("return document.querySelector('#host').dataset.state")
         assert state == "negotiated", state
