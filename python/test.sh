@@ -2,7 +2,9 @@
 # Builds the framehub Python package and runs its tests (python/tests/).
 #
 # A venv under target/py-venv (created once) gets maturin, pytest,
-# pytest-asyncio, websockets, numpy, matplotlib and mypy; the package is
+# pytest-asyncio, websockets, numpy, matplotlib, mypy and selenium (which
+# drives Debian's chromium through its chromedriver in test_pdum_widget.py,
+# a test that also pip-downloads pdum.rfb's wheel into target/); the package is
 # built as a wheel (release, abi3) with maturin and installed into it; then
 # pytest runs. The wheel is rebuilt only when a source it depends on changed,
 # so a second run goes straight to the tests. Extra arguments go to pytest.
