@@ -36,7 +36,7 @@ async def main(args: argparse.Namespace) -> None:
             for ev in display.poll_events():
                 e = ev.event
                 where = f" at ({e['x']:.0f}, {e['y']:.0f})" if "x" in e else ""
-                print(f"viewer {ev.client_id}: {e['event_type']}{where}", flush=True)
+                print(f"viewer {ev.client_id}: {e['type']}{where}", flush=True)
             await asyncio.sleep(1 / args.fps)
     finally:
         await display.aclose()

@@ -49,7 +49,7 @@ class LivePlot:
 
     def handle(self, e: dict[str, Any]) -> str | None:
         """Applies one browser event; returns what it did, for the log."""
-        kind = e["event_type"]
+        kind = e["type"]
         if kind == "pointer_down" and e.get("button") == 1:
             self.drag = (e["x"], e["y"], self.ax.get_xlim(), self.ax.get_ylim())
         elif kind == "pointer_move" and self.drag is not None:

@@ -44,7 +44,7 @@ async def main(args: argparse.Namespace) -> None:
             depth.publish(np.repeat(((np.sin(r / 8 - t * 3) + 1) * 127).astype(np.uint8)[..., None], 3, axis=2))
             for d in (camera, depth):
                 for ev in d.poll_events():
-                    print(f"{d.name}: {ev.event['event_type']} from viewer {ev.client_id}", flush=True)
+                    print(f"{d.name}: {ev.event['type']} from viewer {ev.client_id}", flush=True)
             if not listed and t > 0.5:
                 listing = await asyncio.to_thread(fetch_json, server.url("streams"))
                 print(json.dumps(listing), flush=True)

@@ -12,7 +12,7 @@ and resize events come back. The API mirrors pdum.rfb::
         frame = np.zeros((480, 640, 3), np.uint8)
         for t in range(1000):
             for ev in display.poll_events():
-                print(ev.event["event_type"], ev.event.get("x"), ev.event.get("y"))
+                print(ev.event["type"], ev.event.get("x"), ev.event.get("y"))
             frame[:] = (t % 256, 64, 128)
             display.publish(frame)
             await asyncio.sleep(1 / 30)
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from . import sync
 from ._aio import Display, Server, connect, serve, serve_server
+from ._base import EVENT_SHAPES, DownscaleHint
 from ._errors import (
     ClosedError,
     FramehubError,
@@ -41,6 +42,8 @@ __all__ = [
     "AuthContext",
     "ClosedError",
     "Display",
+    "DownscaleHint",
+    "EVENT_SHAPES",
     "FramehubError",
     "InputEvent",
     "InvalidFrameError",

@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import _native
-from ._base import ServerBase, StreamBase, check_address
+from ._base import DownscaleHint, ServerBase, StreamBase, check_address, pdum_settings
 from ._remote import RemoteAddress, remote_base
 
 if TYPE_CHECKING:
@@ -21,19 +21,19 @@ __all__ = ["Display", "Server", "connect", "serve", "serve_server"]
 class Display(StreamBase["Server"]):
     """One stream of a hub (what ``serve()`` and ``Server.add_stream()`` return)."""
 
-    async def events(self) -> AsyncIterator[InputEvent]:
+    async def events(self) -> AsyncIterator[InputEvent | DownscaleHint]:
         """The viewers' input events as they arrive; ends when the stream
         is removed or the hub closes."""
         loop = asyncio.get_running_loop()
         native = self._native
         while True:
-            events = native.poll_events()
+            events = self._deliver(native.poll_events(self._event_shape))
             if events:
                 for ev in events:
                     yield ev
                 continue
             if not await native.wait_event_async(loop):
-                for ev in native.poll_events():
+                for ev in self._deliver(native.poll_events(self._event_shape)):
                     yield ev
                 return
 
@@ -170,16 +170,17 @@ async def connect(
     bad arguments.
     """
     base = remote_base(url)
+    settings, shape = pdum_settings(config, "connect")
     loop = asyncio.get_running_loop()
     hub = _native.Hub(loop, None)
     try:
         native = await hub.connect_async(
-            loop, f"{base}/{name}", width, height, dict(config), token, takeover
+            loop, f"{base}/{name}", width, height, settings, token, takeover
         )
     except BaseException:
         hub.close()
         raise
     server = _RemoteServer(hub, base)
-    display = Display(server, native, owns_server=True)
+    display = Display(server, native, owns_server=True, event_shape=shape)
     server._displays[name] = display
     return display

@@ -7,6 +7,7 @@ import atexit
 import threading
 import weakref
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import _native
@@ -15,7 +16,45 @@ from ._errors import UnknownStreamError
 if TYPE_CHECKING:
     from ._native import InputEvent
 
-__all__ = ["StreamBase", "ServerBase", "check_address"]
+__all__ = ["EVENT_SHAPES", "DownscaleHint", "StreamBase", "ServerBase", "check_address"]
+
+
+@dataclass(frozen=True, slots=True)
+class DownscaleHint:
+    """The hub's adaptive-resolution hint, as pdum.rfb hands it to programs.
+
+    With ``adaptive=True``, once every viewer of a stream receives pictures
+    at a reduced size, and again when one is back at full size, the hub
+    makes a ``downscale`` event (docs/protocol.md §5). In the ``"pdum"``
+    event shape, ``poll_events()`` and ``events()`` hand it out as this
+    (``isinstance(ev, framehub.DownscaleHint)``, as with pdum.rfb); in the
+    ``"renderview"`` shape it stays an ``InputEvent`` of kind ``downscale``.
+    Honouring it (publishing at ``width`` x ``height``) is optional.
+
+    ``scale``: ``width`` over the display's width when it was created, at
+    most 1.0 (1.0: full size). ``width``, ``height``: the suggested size in
+    pixels. ``received_us``: µs since the stream was created.
+    """
+
+    scale: float
+    width: int
+    height: int
+    received_us: int
+
+#: The vocabularies an event's dict can come in (``event_shape=``): ``"pdum"``
+#: (pdum.rfb's: the kind under ``type``, the time under ``timestamp``; the
+#: default) and ``"renderview"`` (jupyter_rfb / rendercanvas: ``event_type``,
+#: ``time_stamp``). The other keys are the same in both (docs/protocol.md §5).
+EVENT_SHAPES = ("pdum", "renderview")
+
+
+def check_event_shape(shape: object) -> str:
+    """Returns ``shape`` if it names an event shape; ``TypeError``/``ValueError`` otherwise."""
+    if not isinstance(shape, str):
+        raise TypeError(f"event_shape must be a str, got {type(shape).__name__}")
+    if shape not in EVENT_SHAPES:
+        raise ValueError(f"event_shape must be 'pdum' or 'renderview', got {shape!r}")
+    return shape
 
 D = TypeVar("D", bound="StreamBase[Any]")
 S = TypeVar("S", bound="ServerBase[Any]")
@@ -31,6 +70,73 @@ def check_address(host: object, port: object) -> None:
         raise ValueError(f"port must be within 0..=65535 (0 picks a free port), got {port}")
 
 
+#: pdum.rfb 0.3.0's names of framehub's stream settings: the pdum name is
+#: accepted as the framehub one (docs/pdum-parity.md).
+PDUM_SETTING_ALIASES = {"event_log": "record_file", "event_queue_size": "event_queue"}
+
+
+def pdum_settings(config: Mapping[str, Any], caller: str) -> tuple[dict[str, Any], str]:
+    """Splits ``serve``/``add_stream`` keywords into the native stream
+    settings and the ``event_shape``, accepting pdum.rfb 0.3.0's keywords.
+
+    pdum.rfb's ``event_log`` and ``event_queue_size`` become ``record_file``
+    and ``event_queue``. Its keywords without a framehub counterpart are
+    accepted where framehub already behaves as asked: ``own_frames``
+    (``publish`` always copies the frame before returning, so the caller may
+    reuse its buffer either way), ``has_nvenc`` None/False (no NVENC
+    encoder: ``NotImplementedError`` for True), ``encode_pipeline_depth``
+    (an int >= 0: framehub's encode threads run beside the publisher
+    whatever the depth), ``resize_policy="publisher"`` (framehub's default;
+    ``NotImplementedError`` for ``"match_client"``).
+
+    Raises ``TypeError`` when both a pdum name and its framehub name are
+    given, or for a value of the wrong type.
+    """
+    out = dict(config)
+    shape = check_event_shape(out.pop("event_shape", "pdum"))
+    for pdum_name, name in PDUM_SETTING_ALIASES.items():
+        if pdum_name in out:
+            if name in out:
+                raise TypeError(f"{caller}() got both '{pdum_name}' and '{name}' (the same setting)")
+            out[name] = out.pop(pdum_name)
+    if "own_frames" in out:
+        own = out.pop("own_frames")
+        if not isinstance(own, bool):
+            raise TypeError(f"own_frames must be a bool, got {type(own).__name__}")
+    if "has_nvenc" in out:
+        nvenc = out.pop("has_nvenc")
+        if nvenc not in (None, False):
+            raise NotImplementedError(
+                "has_nvenc=True: framehub has no NVENC encoder; its H.264 is OpenH264 on the CPU"
+            )
+    if "encode_pipeline_depth" in out:
+        depth = out.pop("encode_pipeline_depth")
+        if isinstance(depth, bool) or not isinstance(depth, int):
+            raise TypeError(f"encode_pipeline_depth must be an int, got {type(depth).__name__}")
+        if depth < 0:
+            raise ValueError(f"encode_pipeline_depth must be >= 0, got {depth}")
+    if "resize_policy" in out:
+        policy = out.pop("resize_policy")
+        if policy != "publisher":
+            raise NotImplementedError(
+                f"resize_policy={policy!r}: the Python package has only 'publisher' "
+                "(the Rust API's ResizePolicy::Controller follows a viewer's size)"
+            )
+    return out, shape
+
+
+def _is_srgb(color: Any) -> bool:
+    """Whether a pdum.rfb colour descriptor (a dict, or an object with
+    attributes such as ``pdum.rfb.SRGB``) says sRGB: BT.709 primaries, sRGB
+    transfer, RGB matrix, full range, 8 bits (absent fields: those)."""
+    want = {"primaries": "bt709", "transfer": "srgb", "matrix": "rgb", "full_range": True, "bit_depth": 8}
+    if isinstance(color, Mapping):
+        got = {k: color.get(k, v) for k, v in want.items()}
+    else:
+        got = {k: getattr(color, k, v) for k, v in want.items()}
+    return got == want
+
+
 def _url_host(host: str) -> str:
     if host in ("0.0.0.0", ""):
         return "127.0.0.1"
@@ -44,10 +150,43 @@ def _url_host(host: str) -> str:
 class StreamBase(Generic[S]):
     """One stream of a hub: publish frames into it, take its viewers' events."""
 
-    def __init__(self, server: S, native: _native.Stream, owns_server: bool = False) -> None:
+    def __init__(
+        self,
+        server: S,
+        native: _native.Stream,
+        owns_server: bool = False,
+        event_shape: str = "pdum",
+    ) -> None:
         self._server = server
         self._native = native
         self._owns_server = owns_server
+        self._event_shape = check_event_shape(event_shape)
+        # The size DownscaleHint.scale is relative to.
+        self._base_width = max(1, native.width)
+
+    def _deliver(self, events: list[InputEvent]) -> list[InputEvent | DownscaleHint]:
+        """The events as handed to the program: in the pdum shape, the hub's
+        ``downscale`` events become ``DownscaleHint``s."""
+        if self._event_shape != "pdum":
+            return list(events)
+        out: list[InputEvent | DownscaleHint] = []
+        for ev in events:
+            e = ev.event
+            if e.get("type") == "downscale":
+                w, h = int(e["width"]), int(e["height"])
+                scale = min(1.0, w / self._base_width)
+                out.append(DownscaleHint(scale=scale, width=w, height=h, received_us=ev.received_us))
+            else:
+                out.append(ev)
+        return out
+
+    @property
+    def event_shape(self) -> str:
+        """The vocabulary of the event dicts this display hands out:
+        ``"pdum"`` (``ev.event["type"]``, ``ev.event["timestamp"]``) or
+        ``"renderview"`` (``ev.event["event_type"]``, ``ev.event["time_stamp"]``).
+        Set with ``serve(..., event_shape=...)`` / ``add_stream(..., event_shape=...)``."""
+        return self._event_shape
 
     @property
     def server(self) -> S:
@@ -106,7 +245,30 @@ class StreamBase(Generic[S]):
         """The viewer page: ``http://HOST:PORT/<name>``."""
         return self._server.url(self.name)
 
-    def publish(self, frame: Any) -> None:
+    @property
+    def target_size(self) -> tuple[int, int] | None:
+        """Always ``None``: the program owns the stream's size (pdum.rfb's
+        ``resize_policy="publisher"``, the only policy of the Python package;
+        viewers' sizes arrive as ``resize`` events)."""
+        return None
+
+    @property
+    def target_ratio(self) -> float:
+        """Always ``1.0`` (see ``target_size``)."""
+        return 1.0
+
+    @property
+    def pixel_ratio(self) -> float:
+        """The render-side device pixel ratio of the frames: always ``1.0``
+        (framehub's frames carry none; pdum.rfb's default)."""
+        return 1.0
+
+    @property
+    def color(self) -> dict[str, Any] | None:
+        """The frames' colour space: always ``None``, meaning sRGB."""
+        return None
+
+    def publish(self, frame: Any, *, pixel_ratio: float | None = None, color: Any = None) -> None:
         """Publishes a frame and returns at once (latest wins).
 
         ``frame``: a numpy ``uint8`` array of shape ``(H, W, 3)`` (RGB) or
@@ -117,14 +279,37 @@ class StreamBase(Generic[S]):
         It is copied once, without the GIL. A frame of a new size resizes
         the stream.
 
+        ``pixel_ratio`` and ``color`` are pdum.rfb's keywords: ``None`` or
+        ``1.0``, and ``None`` or sRGB (a dict or object with ``primaries``
+        ``"bt709"`` and ``transfer`` ``"srgb"``, such as pdum.rfb's ``SRGB``)
+        are what framehub's frames are; anything else raises
+        ``NotImplementedError`` before the frame is published.
+
         Raises ``TypeError`` (not a buffer, not uint8), ``InvalidFrameError``
-        (a ``ValueError``: wrong shape or layout), ``ClosedError``.
+        (a ``ValueError``: wrong shape or layout), ``ClosedError``,
+        ``NotImplementedError`` (see above).
         """
+        if pixel_ratio is not None and pixel_ratio != 1.0:
+            raise NotImplementedError(
+                f"publish(pixel_ratio={pixel_ratio!r}): framehub's frames carry no pixel ratio (only None or 1.0)"
+            )
+        if color is not None and not _is_srgb(color):
+            raise NotImplementedError(
+                f"publish(color={color!r}): framehub's frames are sRGB (only None or sRGB)"
+            )
         self._native.publish(frame)
 
-    def poll_events(self) -> list[InputEvent]:
-        """Takes every event waiting, oldest first (never blocks)."""
-        return self._native.poll_events()
+    def poll_events(self) -> list[InputEvent | DownscaleHint]:
+        """Takes every event waiting, oldest first (never blocks).
+
+        Each is an ``InputEvent``; its ``event`` dict is in this display's
+        ``event_shape``: by default pdum.rfb's, such as ``{"type":
+        "pointer_down", "x": 12.5, "y": 40.0, "button": 1, "buttons": [1],
+        "modifiers": [], "inside": True, "pixel_ratio": 1.0, "timestamp": 3.2}``.
+        In that shape the hub's ``downscale`` hints (``adaptive=True``) come as
+        ``DownscaleHint``s, as in pdum.rfb.
+        """
+        return self._deliver(self._native.poll_events(self._event_shape))
 
     def metrics(self) -> list[dict[str, Any]]:
         """One snapshot per connected viewer (``client_id``, ``frames_sent``,
@@ -204,6 +389,12 @@ class ServerBase(Generic[D]):
         ``record_file`` (a path: events appended as JSON lines),
         ``adaptive`` (True: per-viewer adaptive quality), ``gpu`` (only
         None/False: framehub encodes on the CPU). See ``framehub.STREAM_SETTINGS``.
+        ``event_shape``: ``"pdum"`` (default: ``ev.event["type"]``,
+        ``ev.event["timestamp"]``) or ``"renderview"`` (``ev.event["event_type"]``,
+        ``ev.event["time_stamp"]``). pdum.rfb's ``event_log``,
+        ``event_queue_size``, ``own_frames``, ``has_nvenc``,
+        ``encode_pipeline_depth`` and ``resize_policy`` are accepted too
+        (``framehub._base.pdum_settings``; docs/pdum-parity.md).
 
         Raises ``InvalidNameError``, ``StreamExistsError``,
         ``InvalidFrameError`` (bad size), ``ClosedError``, ``TypeError``
@@ -220,8 +411,9 @@ class ServerBase(Generic[D]):
         for what, v in (("width", width), ("height", height)):
             if isinstance(v, bool) or not isinstance(v, int):
                 raise TypeError(f"{what} must be an int, got {type(v).__name__}")
-        native = self._hub.add_stream(name, width, height, dict(config), caller)
-        display = self._display_cls(self, native)
+        settings, shape = pdum_settings(config, caller)
+        native = self._hub.add_stream(name, width, height, settings, caller)
+        display = self._display_cls(self, native, event_shape=shape)
         with self._lock:
             self._displays[name] = display
         return display

@@ -16,8 +16,9 @@ class FramehubError(Exception):
     """Base class of framehub's own errors (I/O errors are plain ``OSError``)."""
 
 
-class StreamExistsError(FramehubError):
-    """``add_stream`` with a name already in use."""
+class StreamExistsError(FramehubError, ValueError):
+    """``add_stream`` with a name already in use (a ``ValueError``, as
+    pdum.rfb raises for it)."""
 
 
 class InvalidFrameError(FramehubError, ValueError):
@@ -28,8 +29,12 @@ class InvalidNameError(FramehubError, ValueError):
     """A stream name outside ``[A-Za-z0-9._-]{1,64}``, or reserved."""
 
 
-class UnknownStreamError(FramehubError, LookupError):
-    """No stream of that name."""
+class UnknownStreamError(FramehubError, KeyError):
+    """No stream of that name (a ``KeyError``, as pdum.rfb's ``Server.stream``
+    raises for it; ``str()`` is the plain message)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
 
 
 class ClosedError(FramehubError):

@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import _native
-from ._base import ServerBase, StreamBase, check_address
+from ._base import DownscaleHint, ServerBase, StreamBase, check_address, pdum_settings
 from ._remote import RemoteAddress, remote_base
 
 if TYPE_CHECKING:
@@ -39,14 +39,14 @@ _SLICE = 0.2
 class Display(StreamBase["Server"]):
     """One stream of a hub (synchronous API)."""
 
-    def events(self, timeout: float | None = None) -> Iterator[InputEvent]:
+    def events(self, timeout: float | None = None) -> Iterator[InputEvent | DownscaleHint]:
         """Yields the viewers' events as they arrive, blocking in between.
         Ends when the stream is removed or the hub closes, or after
         ``timeout`` seconds without an event (None: no limit)."""
         native = self._native
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            events = native.poll_events()
+            events = self._deliver(native.poll_events(self._event_shape))
             if events:
                 yield from events
                 if timeout is not None:
@@ -59,7 +59,7 @@ class Display(StreamBase["Server"]):
                     return
             ready = native.wait_event(wait)
             if ready is False:
-                yield from native.poll_events()
+                yield from self._deliver(native.poll_events(self._event_shape))
                 return
 
     def close(self) -> None:
@@ -168,13 +168,14 @@ def connect(
     cannot be reached.
     """
     base = remote_base(url)
+    settings, shape = pdum_settings(config, "connect")
     hub = _native.Hub(None, None)
     try:
-        native = hub.connect(f"{base}/{name}", width, height, dict(config), token, takeover)
+        native = hub.connect(f"{base}/{name}", width, height, settings, token, takeover)
     except BaseException:
         hub.close()
         raise
     server = _RemoteServer(hub, base)
-    display = Display(server, native, owns_server=True)
+    display = Display(server, native, owns_server=True, event_shape=shape)
     server._displays[name] = display
     return display

@@ -14,17 +14,20 @@ from helpers import open_viewer, wait_events
 async def test_poll_events_gives_the_event_with_its_viewer_and_time() -> None:
     display = await framehub.serve(64, 48, port=0)
     try:
+        assert display.event_shape == "pdum"
         viewer = await open_viewer(display.ws_url)
-        await viewer.send_event({"event_type": "pointer_down", "x": 1, "y": 2, "button": 1})
+        # As pdum.rfb's widget.js sends it: the kind under "type".
+        await viewer.send_event({"type": "pointer_down", "x": 1, "y": 2, "button": 1, "timestamp": 2.5})
         [ev] = await wait_events(display, 1)
         assert isinstance(ev, framehub.InputEvent)
         assert ev.client_id == viewer.session
         assert ev.principal is None
         assert isinstance(ev.received_us, int) and ev.received_us > 0
         assert ev.event_type == "pointer_down"
-        # Exactly the JSON the Rust InputEvent serialises to (defaults filled in).
-        assert ev.event == {
-            "event_type": "pointer_down",
+        # pdum.rfb's shape by default: every field the Rust InputEvent has
+        # (defaults filled in), the kind under "type", the time under "timestamp".
+        pdum_shape = {
+            "type": "pointer_down",
             "x": 1.0,
             "y": 2.0,
             "inside": True,
@@ -32,11 +35,67 @@ async def test_poll_events_gives_the_event_with_its_viewer_and_time() -> None:
             "button": 1,
             "buttons": [],
             "modifiers": [],
-            "timestamp": 0.0,
+            "timestamp": 2.5,
         }
+        assert ev.event == pdum_shape
+        assert next(iter(ev.event)) == "type"
+        assert ev.as_pdum() == pdum_shape and ev.as_pdum() is not ev.event
+        renderview = dict(pdum_shape, event_type="pointer_down", time_stamp=2.5)
+        del renderview["type"], renderview["timestamp"]
+        assert ev.as_renderview() == renderview
         assert "pointer_down" in repr(ev)
         assert display.poll_events() == []
         await viewer.close()
+    finally:
+        await display.aclose()
+
+
+@pytest.mark.parametrize("kind_key,time_key", [("type", "timestamp"), ("event_type", "time_stamp")])
+async def test_the_renderview_shape_on_request(kind_key: str, time_key: str) -> None:
+    """``event_shape="renderview"`` hands out ``event_type``/``time_stamp``,
+    whichever vocabulary the viewer sent."""
+    server = await framehub.serve_server(port=0)
+    try:
+        rv = server.add_stream("rv", 64, 48, event_shape="renderview")
+        pd = server.add_stream("pd", 64, 48, event_shape="pdum")
+        assert (rv.event_shape, pd.event_shape) == ("renderview", "pdum")
+        assert server.stream("rv").event_shape == "renderview"
+        for display in (rv, pd):
+            viewer = await open_viewer(display.ws_url)
+            await viewer.send_event({kind_key: "wheel", "x": 3, "y": 4, "dy": -48, time_key: 7.25})
+            await viewer.send_event({kind_key: "key_up", "key": "q", "code": "KeyQ", time_key: 8.0})
+            wheel, key = await wait_events(display, 2)
+            if display is rv:
+                assert wheel.event["event_type"] == "wheel" and "type" not in wheel.event
+                assert wheel.event["time_stamp"] == 7.25 and "timestamp" not in wheel.event
+                assert key.event == {"event_type": "key_up", "key": "q", "code": "KeyQ", "modifiers": [], "time_stamp": 8.0}
+            else:
+                assert wheel.event["type"] == "wheel" and "event_type" not in wheel.event
+                assert wheel.event["timestamp"] == 7.25 and "time_stamp" not in wheel.event
+                assert key.event == {"type": "key_up", "key": "q", "code": "KeyQ", "modifiers": [], "timestamp": 8.0}
+            assert (wheel.event["x"], wheel.event["y"], wheel.event["dy"]) == (3.0, 4.0, -48.0)
+            assert wheel.event_type == "wheel" and key.event_type == "key_up"
+            assert wheel.as_renderview()["event_type"] == wheel.as_pdum()["type"] == "wheel"
+            await viewer.close()
+    finally:
+        await server.aclose()
+
+
+async def test_serve_takes_event_shape_and_refuses_an_unknown_one() -> None:
+    display = await framehub.serve(64, 48, port=0, event_shape="renderview")
+    try:
+        viewer = await open_viewer(display.ws_url)
+        await viewer.send_event({"type": "pointer_move", "x": 5, "y": 6})
+        [ev] = await wait_events(display, 1)
+        assert ev.event["event_type"] == "pointer_move" and ev.event["time_stamp"] == 0.0
+        await viewer.close()
+        with pytest.raises(ValueError, match="event_shape must be 'pdum' or 'renderview', got 'jupyter'"):
+            display.server.add_stream("bad", 8, 8, event_shape="jupyter")
+        with pytest.raises(TypeError, match="event_shape must be a str"):
+            display.server.add_stream("bad", 8, 8, event_shape=1)
+        assert "bad" not in display.server.streams
+        with pytest.raises(ValueError, match="event_shape"):
+            display._native.poll_events("jupyter")
     finally:
         await display.aclose()
 
@@ -52,9 +111,7 @@ async def test_events_async_iterator_yields_in_order_and_ends_on_close() -> None
 
     task = asyncio.create_task(consume())
     await asyncio.sleep(0.05)
-    await viewer.send_event(
-        {"event_type": "wheel", "x": 5, "y": 6, "dx": 0, "dy": -48, "modifiers": ["Shift"]}
-    )
+    await viewer.send_event({"type": "wheel", "x": 5, "y": 6, "dx": 0, "dy": -48, "modifiers": ["Shift"]})
     await viewer.send_event({"event_type": "key_down", "key": "r", "code": "KeyR"})
     await viewer.ws.send(
         json.dumps(
@@ -65,7 +122,7 @@ async def test_events_async_iterator_yields_in_order_and_ends_on_close() -> None
         if len(got) >= 3:
             break
         await asyncio.sleep(0.01)
-    kinds = [ev.event["event_type"] for ev in got]
+    kinds = [ev.event["type"] for ev in got]
     assert kinds == ["wheel", "key_down", "resize"], kinds
     wheel, key, resize = got
     assert wheel.event["dy"] == -48.0 and wheel.event["modifiers"] == ["Shift"]
@@ -92,7 +149,7 @@ async def test_a_cancelled_wait_loses_no_event() -> None:
         # And a fresh iterator still works.
         await viewer.send_event({"event_type": "pointer_up", "x": 7, "y": 8, "button": 1})
         ev = await asyncio.wait_for(display.events().__anext__(), 5)
-        assert ev.event["event_type"] == "pointer_up"
+        assert ev.event["type"] == "pointer_up"
         await viewer.close()
     finally:
         await display.aclose()

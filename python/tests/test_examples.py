@@ -64,8 +64,8 @@ async def test_matplotlib_example_pans_and_zooms_from_browser_events() -> None:
         viewer = await open_viewer(url)
         header, payload = await viewer.frame()
         assert header["width"] == 640 and header["height"] == 480
-        await viewer.send_event({"event_type": "wheel", "x": 320, "y": 240, "dx": 0, "dy": -200})
-        await viewer.send_event({"event_type": "pointer_down", "x": 300, "y": 200, "button": 1, "buttons": [1]})
+        await viewer.send_event({"type": "wheel", "x": 320, "y": 240, "dx": 0, "dy": -200})
+        await viewer.send_event({"type": "pointer_down", "x": 300, "y": 200, "button": 1, "buttons": [1]})
         await viewer.send_event({"event_type": "pointer_move", "x": 350, "y": 220, "buttons": [1]})
         await viewer.send_event({"event_type": "pointer_up", "x": 350, "y": 220, "button": 1})
         await viewer.close()

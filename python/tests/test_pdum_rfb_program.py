@@ -71,13 +71,24 @@ async def test_a_pdum_rfb_program_runs_with_only_its_import_changed() -> None:
         assert (header["width"], header["height"]) == (1280, 720)
         await camera.ack(header["seq"])
 
-        await camera.send_event({"event_type": "pointer_down", "x": 10.0, "y": 20.0, "button": 0})
-        got = await line()
-        assert got["stream"] == "camera+depth"
-        assert got["client_id"] == camera.session
-        assert got["principal"] is None and got["received_us"] >= 0
-        assert got["event"]["event_type"] == "pointer_down"
-        assert (got["event"]["x"], got["event"]["y"]) == (10.0, 20.0)
+        # A drag as pdum.rfb's widget.js sends it: the kind under "type", the time under "timestamp".
+        drag = [
+            {"type": "pointer_down", "x": 10.0, "y": 20.0, "button": 1, "buttons": [1], "modifiers": [], "timestamp": 4.0},
+            {"type": "pointer_move", "x": 30.0, "y": 25.0, "button": 0, "buttons": [1], "modifiers": [], "timestamp": 4.1},
+            {"type": "pointer_up", "x": 50.0, "y": 30.0, "button": 1, "buttons": [], "modifiers": [], "timestamp": 4.2},
+        ]
+        for ev in drag:
+            await camera.send_event(ev)
+        got = [await line() for _ in drag]
+        for sent, printed in zip(drag, got):
+            assert printed["stream"] == "camera+depth"
+            assert printed["client_id"] == camera.session
+            assert printed["principal"] is None and printed["received_us"] >= 0
+            # What the program read with ev.event.get("type") / .get("timestamp").
+            assert (printed["type"], printed["timestamp"]) == (sent["type"], sent["timestamp"])
+            assert {k: printed["event"][k] for k in sent} == sent
+            assert "event_type" not in printed["event"]
+        assert [g["drag"] for g in got] == [None, None, [10.0, 20.0, 50.0, 30.0]]
         # server.aclose() disconnects every viewer.
         assert await camera.closed_code() is not None
         assert await depth.closed_code() is not None
@@ -94,9 +105,10 @@ async def test_a_pdum_rfb_program_runs_with_only_its_import_changed() -> None:
         header, payload = await viewer.frame()
         assert (header["width"], header["height"]) == (320, 240)
         await viewer.ack(header["seq"])
-        await viewer.send_event({"event_type": "key_down", "key": "a"})
+        await viewer.send_event({"type": "key_down", "key": "a", "code": "KeyA", "modifiers": [], "timestamp": 9.5})
         got = await line()
-        assert got["stream"] == "default" and got["event"]["event_type"] == "key_down"
+        assert got["stream"] == "default" and got["type"] == "key_down"
+        assert got["event"] == {"type": "key_down", "key": "a", "code": "KeyA", "modifiers": [], "timestamp": 9.5}
         assert await viewer.closed_code() is not None  # display.aclose() closed the hub
 
         assert (await line())["phase"] == "done"

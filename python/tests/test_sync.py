@@ -60,10 +60,10 @@ def test_sync_serve_publish_events_and_close() -> None:
         header, payload = next_frame(ws)
         assert header["type"] == "image_frame" and payload[:2] == b"\xff\xd8"
 
-        event = {"event_type": "pointer_down", "x": 1, "y": 2, "button": 1}
+        event = {"type": "pointer_down", "x": 1, "y": 2, "button": 1, "timestamp": 1.5}
         ws.send(json.dumps({"type": "event", "event": event}))
         ev = next(display.events(timeout=10))
-        assert ev.event["event_type"] == "pointer_down"
+        assert ev.event["type"] == "pointer_down" and ev.event["timestamp"] == 1.5
         assert ev.client_id == config["session"]
         # No event: events(timeout) ends after the timeout.
         t0 = time.monotonic()

@@ -51,29 +51,112 @@ impl EventSource {
     }
 }
 
+/// Which vocabulary an event dict handed to Python uses (`docs/protocol.md` §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EventShape {
+    /// pdum.rfb's: the kind under `type`, the time under `timestamp`
+    /// (pdum.rfb 0.3.0 hands programs the dict its `widget.js` sent).
+    Pdum,
+    /// renderview's JSON form (jupyter_rfb, rendercanvas): the kind under
+    /// `event_type`, the time under `time_stamp`.
+    Renderview,
+}
+
+impl EventShape {
+    /// Parses a shape's name, `"pdum"` or `"renderview"`; `ValueError` otherwise.
+    pub(crate) fn parse(name: &str) -> PyResult<Self> {
+        match name {
+            "pdum" => Ok(EventShape::Pdum),
+            "renderview" => Ok(EventShape::Renderview),
+            other => Err(PyValueError::new_err(format!(
+                "event_shape must be 'pdum' or 'renderview', got '{other}'"
+            ))),
+        }
+    }
+
+    /// The keys this shape names the kind and the time with.
+    fn keys(self) -> (&'static str, &'static str) {
+        match self {
+            EventShape::Pdum => ("type", "timestamp"),
+            EventShape::Renderview => ("event_type", "time_stamp"),
+        }
+    }
+}
+
+/// The event as a dict in `shape`: the kind first, then the other fields
+/// under the names the hub serialises them with, `timestamp` renamed to the
+/// shape's time key. Errors only if serde cannot serialise the event (it can:
+/// every field is a number, string, bool or list of them).
+fn event_dict<'py>(
+    py: Python<'py>,
+    event: &framehub::InputEvent,
+    shape: EventShape,
+) -> PyResult<Bound<'py, PyDict>> {
+    let value = serde_json::to_value(event)
+        .map_err(|e| PyTypeError::new_err(format!("cannot serialise an event: {e}")))?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(PyTypeError::new_err(
+            "an event did not serialise to an object",
+        ));
+    };
+    let (kind_key, time_key) = shape.keys();
+    let dict = PyDict::new(py);
+    if let Some(kind) = map.get("event_type") {
+        dict.set_item(kind_key, convert::json_to_py(py, kind)?)?;
+    }
+    for (k, v) in &map {
+        let key = match k.as_str() {
+            "event_type" => continue,
+            "timestamp" => time_key,
+            other => other,
+        };
+        dict.set_item(key, convert::json_to_py(py, v)?)?;
+    }
+    Ok(dict)
+}
+
 /// One input event from a viewer.
-#[pyclass(module = "framehub._native", name = "InputEvent", frozen, get_all)]
+#[pyclass(module = "framehub._native", name = "InputEvent", frozen)]
 pub struct InputEvent {
     /// The viewer's session id (`config.session`, metrics' `client_id`).
+    #[pyo3(get)]
     pub client_id: u64,
     /// What the stream's authenticator returned for that viewer (None: open stream).
+    #[pyo3(get)]
     pub principal: Option<String>,
-    /// The event in the renderview vocabulary, e.g. `{"event_type": "pointer_down", "x": 1.0, ...}`.
+    /// The event as a dict in the stream's `event_shape`: by default
+    /// pdum.rfb's, e.g. `{"type": "pointer_down", "x": 1.0, ..., "timestamp": 3.2}`.
+    #[pyo3(get)]
     pub event: Py<PyDict>,
     /// Arrival time, µs since the stream was created (the clock of frames' `timestamp_us`).
+    #[pyo3(get)]
     pub received_us: u64,
+    /// The validated event, for the other shape on request.
+    raw: framehub::InputEvent,
 }
 
 #[pymethods]
 impl InputEvent {
-    /// The kind of event: `event["event_type"]`.
+    /// The kind of event (`"pointer_down"`, `"wheel"`, ...), whatever the shape.
     #[getter]
-    fn event_type(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        Ok(self
-            .event
-            .bind(py)
-            .get_item("event_type")?
-            .map_or_else(|| py.None(), Bound::unbind))
+    fn event_type(&self) -> String {
+        match serde_json::to_value(&self.raw) {
+            Ok(serde_json::Value::Object(mut map)) => match map.remove("event_type") {
+                Some(serde_json::Value::String(kind)) => kind,
+                _ => String::new(),
+            },
+            _ => String::new(),
+        }
+    }
+
+    /// A new dict of the event in pdum.rfb's shape (`type`, `timestamp`).
+    fn as_pdum<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        event_dict(py, &self.raw, EventShape::Pdum)
+    }
+
+    /// A new dict of the event in renderview's shape (`event_type`, `time_stamp`).
+    fn as_renderview<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        event_dict(py, &self.raw, EventShape::Renderview)
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
@@ -90,15 +173,13 @@ impl InputEvent {
 }
 
 impl InputEvent {
-    fn new(py: Python<'_>, ev: &ViewerEvent) -> PyResult<Self> {
-        let event = convert::to_py(py, &ev.event)?
-            .cast_into::<PyDict>()
-            .map_err(|_| PyTypeError::new_err("an event did not serialise to an object"))?;
+    fn new(py: Python<'_>, ev: &ViewerEvent, shape: EventShape) -> PyResult<Self> {
         Ok(InputEvent {
             client_id: ev.client_id,
             principal: ev.principal.as_ref().map(|p| p.as_str().to_string()),
-            event: event.unbind(),
+            event: event_dict(py, &ev.event, shape)?.unbind(),
             received_us: ev.received_us,
+            raw: ev.event.clone(),
         })
     }
 }
@@ -327,13 +408,17 @@ impl Stream {
         result.map_err(|e| to_py(py, e))
     }
 
-    /// Takes every event waiting, oldest first.
-    fn poll_events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+    /// Takes every event waiting, oldest first, each event's dict in
+    /// `event_shape` (`"pdum"`: `type`/`timestamp`; `"renderview"`:
+    /// `event_type`/`time_stamp`). `ValueError` for another shape.
+    #[pyo3(signature = (event_shape="pdum"))]
+    fn poll_events<'py>(&self, py: Python<'py>, event_shape: &str) -> PyResult<Bound<'py, PyList>> {
+        let shape = EventShape::parse(event_shape)?;
         let mut events: Vec<ViewerEvent> = self.events.stash().drain(..).collect();
         events.extend(self.stream.poll_events());
         let list = PyList::empty(py);
         for ev in &events {
-            list.append(InputEvent::new(py, ev)?)?;
+            list.append(InputEvent::new(py, ev, shape)?)?;
         }
         Ok(list)
     }

@@ -4,8 +4,11 @@ framehub by changing only its import (the "Done when" of issue #7).
 Phase 1 is pdum.rfb's multi-stream example (serve_server, add_stream,
 poll_events, publish, aclose); phase 2 its one-liner (serve, the default
 stream, display.server.add_stream, display.aclose). Each phase prints its
-hub's URLs as a JSON line, publishes until a viewer's event arrived (or
-``--seconds`` passed), prints each event as a JSON line, then closes.
+hub's URLs as a JSON line, publishes until the viewer finished a drag
+(phase 1) or pressed a key (phase 2), or ``--seconds`` passed, prints each
+event as a JSON line, then closes. It reads events as pdum.rfb's own
+demos do (``demos.py``: ``et = event.get("type")``): the kind under
+``"type"``, the time under ``"timestamp"``.
 Run by python/tests/test_pdum_rfb_program.py, which is the viewer.
 """
 
@@ -32,7 +35,23 @@ def render_depth(t: int) -> np.ndarray:
     return frame
 
 
-def report(stream: str, ev: "rfb.InputEvent") -> None:
+class Drag:
+    """Follows a drag the way pdum.rfb's DrawDemo reads events."""
+
+    def __init__(self) -> None:
+        self.start: tuple[float, float] | None = None
+        self.done: list[float] | None = None
+
+    def on_event(self, event: dict) -> None:
+        et = event.get("type")
+        if et == "pointer_down":
+            self.start = (event.get("x", 0), event.get("y", 0))
+        elif et == "pointer_up" and self.start is not None:
+            self.done = [*self.start, event.get("x", 0), event.get("y", 0)]
+            self.start = None
+
+
+def report(stream: str, ev: "rfb.InputEvent", **extra: object) -> None:
     print(
         json.dumps(
             {
@@ -40,7 +59,10 @@ def report(stream: str, ev: "rfb.InputEvent") -> None:
                 "client_id": ev.client_id,
                 "principal": ev.principal,
                 "received_us": ev.received_us,
+                "type": ev.event.get("type"),
+                "timestamp": ev.event.get("timestamp"),
                 "event": ev.event,
+                **extra,
             }
         ),
         flush=True,
@@ -54,12 +76,12 @@ async def multi_stream(port: int, seconds: float) -> None:
     urls = {"camera": camera.ws_url, "depth": depth.ws_url}
     print(json.dumps({"phase": "multi", "port": server.port, **urls}), flush=True)
     deadline = time.monotonic() + seconds
-    seen = 0
+    drag = Drag()
     t = 0
-    while seen == 0 and time.monotonic() < deadline:
+    while drag.done is None and time.monotonic() < deadline:
         for ev in camera.poll_events() + depth.poll_events():
-            seen += 1
-            report("camera+depth", ev)
+            drag.on_event(ev.event)
+            report("camera+depth", ev, drag=drag.done)
         camera.publish(render_camera(t))
         depth.publish(render_depth(t))
         t += 1
@@ -72,12 +94,13 @@ async def one_liner(port: int, seconds: float) -> None:
     overview = display.server.add_stream("overview", 160, 120)
     print(json.dumps({"phase": "single", "port": display.port, "default": display.ws_url}), flush=True)
     deadline = time.monotonic() + seconds
-    seen = 0
+    key = None
     frame = np.zeros((240, 320, 3), np.uint8)
     small = np.zeros((120, 160, 3), np.uint8)
-    while seen == 0 and time.monotonic() < deadline:
+    while key is None and time.monotonic() < deadline:
         for ev in display.poll_events():
-            seen += 1
+            if ev.event.get("type") == "key_down":
+                key = ev.event.get("key")
             report("default", ev)
         frame[...] = (0, 120, 255)
         display.publish(frame)
