@@ -189,7 +189,34 @@ async fn click_wheel_and_key_arrive_with_framebuffer_coordinates_through_the_let
         "wheel at {:?}",
         w.pointer
     );
-    assert!(w.dy > 0.0, "scrolling down gives positive dy: {}", w.dy);
+    assert!(
+        (w.dy - 120.0).abs() < 1.0 && w.dx == 0.0,
+        "scrolling down 120 px gives dy 120: {w:?}"
+    );
+
+    // A wheel in lines (a mouse wheel's DOM_DELTA_LINE) is converted at 16 px a line.
+    let (wx, wy) = b.page_pos(40.0, 80.0).await;
+    b.js(&format!(
+        "window.framehubView.canvas.dispatchEvent(new WheelEvent('wheel', {{
+           clientX: {wx}, clientY: {wy}, deltaX: 0, deltaY: -3, deltaMode: WheelEvent.DOM_DELTA_LINE,
+           bubbles: true, cancelable: true }})); return true;"
+    ))
+    .await;
+    let evs = events_until(&stream, |e| {
+        e.iter().any(|e| e.event.event_type() == "wheel")
+    })
+    .await;
+    let w = evs.iter().find_map(|e| match &e.event {
+        InputEvent::Wheel(w) => Some(w.clone()),
+        _ => None,
+    });
+    let w = w.unwrap();
+    assert!(
+        (w.pointer.x - 40.0).abs() <= tol && (w.pointer.y - 80.0).abs() <= tol,
+        "line wheel at {:?}",
+        w.pointer
+    );
+    assert_eq!((w.dx, w.dy), (0.0, -48.0), "3 lines up: {w:?}");
 
     // A key press goes to the focused view (the click above focused it).
     let keys = KeyActions::new("kb".into())
