@@ -182,7 +182,8 @@ export class Input {
     e.preventDefault();
     // Read the deltas before `deltaMode`: Firefox reports a mouse wheel in
     // pixels to a page that reads them first (as Chromium always does), and in
-    // lines only to one that asks for `deltaMode` first. Lines still arrive
+    // lines only to one that asks for `deltaMode` first (Mozilla bug 1392460;
+    // MDN, WheelEvent.deltaMode). Lines still arrive
     // from synthetic events and other browsers, so both are handled.
     let dx = e.deltaX;
     let dy = e.deltaY;
