@@ -147,6 +147,21 @@ async fn the_h264_video_moves() {
         y = h / 2
     );
     let mut lefts = std::collections::BTreeSet::new();
+    let f0 = b
+        .js("return window.framehubStats.framesDrawn")
+        .await
+        .as_i64()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let f1 = b
+        .js("return window.framehubStats.framesDrawn")
+        .await
+        .as_i64()
+        .unwrap();
+    // Published at 30 fps: both browsers draw ~28 a second here; 10 in 3 s
+    // leaves room for a loaded machine. (Reading the canvas back, below, slows
+    // drawing down, so the rate is measured first.)
+    assert!(f1 - f0 >= 10, "only {} frames drawn in 3 s", f1 - f0);
     let deadline = Instant::now() + WAIT;
     while lefts.len() < 4 && Instant::now() < deadline {
         let v: Vec<i64> = serde_json::from_value(b.js(&read).await).unwrap();
