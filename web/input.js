@@ -180,6 +180,11 @@ export class Input {
   /** @private */
   _onWheel(e) {
     e.preventDefault();
+    // Read the deltas before `deltaMode`: Firefox reports a mouse wheel in
+    // pixels to a page that reads them first (as Chromium always does), and in
+    // lines only to one that asks for `deltaMode` first (Mozilla bug 1392460;
+    // MDN, WheelEvent.deltaMode). Lines still arrive
+    // from synthetic events and other browsers, so both are handled.
     let dx = e.deltaX;
     let dy = e.deltaY;
     if (e.deltaMode === 1) {

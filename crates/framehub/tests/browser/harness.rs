@@ -1,7 +1,11 @@
-//! Headless Chromium driven over WebDriver (`chromedriver` + fantoccini).
+//! Headless browsers driven over WebDriver with fantoccini: Chromium through
+//! `chromedriver` (the default) or Firefox through `geckodriver`.
 //!
-//! Each test gets its own chromedriver and a fresh profile directory; both
-//! are killed on drop, so no browser outlives a failed test. At most two browsers run at once: the machines have 2 cores.
+//! `FRAMEHUB_BROWSER=firefox` runs the same tests in Firefox (Debian's
+//! `firefox-esr`; `FIREFOX` overrides the binary, `GECKODRIVER` the driver);
+//! `CHROMIUM` and `CHROMEDRIVER` do the same for Chromium. Each test gets its own
+//! driver and a fresh profile directory; both are killed on drop, so no browser
+//! outlives a failed test. At most two browsers run at once: the machines have 2 cores.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -10,6 +14,26 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder};
 use serde_json::{json, Value};
 use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// The browser the tests drive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Chromium through chromedriver.
+    Chromium,
+    /// Firefox through geckodriver.
+    Firefox,
+}
+
+impl Kind {
+    /// The browser `FRAMEHUB_BROWSER` names (`chromium`, the default, or `firefox`).
+    pub fn from_env() -> Kind {
+        match std::env::var("FRAMEHUB_BROWSER").as_deref() {
+            Ok("firefox") => Kind::Firefox,
+            Ok("chromium") | Ok("") | Err(_) => Kind::Chromium,
+            Ok(other) => panic!("FRAMEHUB_BROWSER={other}: expected chromium or firefox"),
+        }
+    }
+}
 
 static SLOTS: Semaphore = Semaphore::const_new(2);
 
@@ -27,7 +51,7 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        // Kill chromedriver, then the browser processes it started: they are the
+        // Kill the driver, then the browser processes it started: they are the
         // only processes whose command line names this session's profile directory.
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -41,48 +65,99 @@ impl Drop for Driver {
 /// A browser session; closed (and its processes killed) on drop.
 pub struct Browser {
     pub client: Client,
+    /// Which browser this is.
+    pub kind: Kind,
     _driver: Driver,
     _slot: SemaphorePermit<'static>,
 }
 
 impl Browser {
-    /// Starts chromedriver and a headless Chromium with a `width` × `height` window.
+    /// Starts the driver and a headless browser ([`Kind::from_env`]) with a `width` × `height` window.
     pub async fn start(width: u32, height: u32) -> Browser {
         Self::start_with(width, height, &[]).await
     }
 
-    /// [`Browser::start`] with more Chromium flags (a fake camera, say).
+    /// [`Browser::start`] with more Chromium flags (a fake camera, say;
+    /// Firefox has its fake camera on in its preferences and ignores them).
     pub async fn start_with(width: u32, height: u32, extra: &[&str]) -> Browser {
         let slot = SLOTS.acquire().await.expect("semaphore open");
+        let kind = Kind::from_env();
         let port = free_port();
-        let mut cmd =
-            Command::new(std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into()));
+        let (driver_var, driver_bin, install) = match kind {
+            Kind::Chromium => (
+                "CHROMEDRIVER",
+                "chromedriver",
+                "scripts/setup installs chromium-driver",
+            ),
+            Kind::Firefox => (
+                "GECKODRIVER",
+                "geckodriver",
+                "scripts/test builds it into target/tools",
+            ),
+        };
+        let mut cmd = Command::new(std::env::var(driver_var).unwrap_or_else(|_| driver_bin.into()));
         cmd.arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let child = cmd
             .spawn()
-            .expect("chromedriver is installed (scripts/setup installs chromium-driver)");
-        let profile =
-            std::env::temp_dir().join(format!("framehub-chrome-{port}-{}", std::process::id()));
+            .unwrap_or_else(|e| panic!("{driver_bin} is installed ({install}): {e}"));
+        let profile = std::env::temp_dir().join(format!(
+            "framehub-{}-{port}-{}",
+            if kind == Kind::Firefox {
+                "firefox"
+            } else {
+                "chrome"
+            },
+            std::process::id()
+        ));
         let driver = Driver {
             child,
             profile: profile.clone(),
         };
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
-        let caps = json!({
-            "goog:chromeOptions": {
-                "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required",
-                    format!("--window-size={width},{height}"),
-                    format!("--user-data-dir={}", profile.display()),
-                ]
+        let caps = match kind {
+            Kind::Chromium => json!({
+                "goog:chromeOptions": {
+                    "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+                    "args": [
+                        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                        "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required",
+                        format!("--window-size={width},{height}"),
+                        format!("--user-data-dir={}", profile.display()),
+                    ]
+                }
+            }),
+            Kind::Firefox => {
+                std::fs::create_dir_all(&profile).expect("a profile directory in the temp dir");
+                json!({
+                    "moz:firefoxOptions": {
+                        "binary": std::env::var("FIREFOX").unwrap_or_else(|_| "/usr/bin/firefox-esr".into()),
+                        "args": [
+                            "-headless", "-no-remote",
+                            format!("--width={width}"), format!("--height={height}"),
+                            "-profile", profile.display().to_string(),
+                        ],
+                        "prefs": {
+                            // No network beyond the test's hub: no updates, telemetry or
+                            // captive-portal and safe-browsing checks.
+                            "app.update.enabled": false,
+                            "browser.shell.checkDefaultBrowser": false,
+                            "datareporting.policy.dataSubmissionEnabled": false,
+                            "network.captive-portal-service.enabled": false,
+                            "browser.safebrowsing.update.enabled": false,
+                            "media.gmp-manager.updateEnabled": false,
+                            "media.autoplay.default": 0,
+                            // getUserMedia answers with a fake camera, without asking.
+                            "media.navigator.streams.fake": true,
+                            "media.navigator.permission.disabled": true,
+                        }
+                    }
+                })
             }
-        });
+        };
         let mut caps = match caps {
             Value::Object(m) => m,
             _ => unreachable!("a JSON object literal"),
@@ -101,13 +176,14 @@ impl Browser {
                     eprintln!("webdriver not ready yet: {e}");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                Ok(Err(e)) => panic!("could not start a Chromium session: {e}"),
-                Err(_) => panic!("starting a Chromium session took over 20 s"),
+                Ok(Err(e)) => panic!("could not start a {kind:?} session: {e}"),
+                Err(_) => panic!("starting a {kind:?} session took over 20 s"),
             }
         };
         let _ = client.set_window_size(width, height).await;
         Browser {
             client,
+            kind,
             _driver: driver,
             _slot: slot,
         }
@@ -171,11 +247,16 @@ impl Browser {
         (a[0], a[1])
     }
 
-    /// Saves a screenshot (for a person to look at when a test fails).
+    /// Saves a screenshot (for a person to look at when a test fails) as
+    /// `<target tmp dir>/<name>.png`, `firefox-<name>.png` from Firefox.
     pub async fn screenshot(&self, name: &str) {
         if let Ok(png) = self.client.screenshot().await {
             let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
-            let _ = std::fs::write(dir.join(format!("{name}.png")), png);
+            let file = match self.kind {
+                Kind::Chromium => format!("{name}.png"),
+                Kind::Firefox => format!("firefox-{name}.png"),
+            };
+            let _ = std::fs::write(dir.join(file), png);
         }
     }
 }

@@ -1,4 +1,5 @@
-//! End-to-end tests in a real headless Chromium: the hub serves its pages,
+//! End-to-end tests in a real headless browser (Chromium; Firefox with
+//! `FRAMEHUB_BROWSER=firefox`, see `harness.rs`): the hub serves its pages,
 //! the browser client draws and sends input, the tests read pixels back and
 //! check what reaches `poll_events()`.
 

@@ -187,8 +187,12 @@ async fn the_camera_page_reaches_a_viewer() {
     )
     .await;
     let (_ws, _config, img) = view_one_frame(&format!("ws://{addr}/cam")).await;
-    assert_eq!((img.width, img.height), (640, 480));
-    // Chromium's fake camera paints a moving pattern, not a flat picture.
-    let (a, z) = (pixel(&img, 0, 0), pixel(&img, 320, 240));
+    // The page asks for 640×480; each browser's fake camera decides.
+    assert!(img.width >= 160 && img.height >= 120, "{}x{}", img.width, img.height);
+    // The fake cameras paint a pattern, not a flat picture.
+    let (a, z) = (
+        pixel(&img, 0, 0),
+        pixel(&img, img.width / 2, img.height / 2),
+    );
     assert_ne!(a, z, "a camera picture, not a blank one");
 }

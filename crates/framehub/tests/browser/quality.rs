@@ -1,4 +1,5 @@
-//! Video through WebCodecs, its fallback, and pixel-exact stills, in Chromium.
+//! Video through WebCodecs, its fallback, and pixel-exact stills (in Chromium, and
+//! in Firefox with `FRAMEHUB_BROWSER=firefox`).
 
 use std::time::{Duration, Instant};
 
@@ -67,6 +68,122 @@ async fn webcodecs_decodes_the_h264_stream_and_shows_the_picture() {
         "{m:?}"
     );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Frame `i` of a moving picture: black with a white vertical bar `BAR` pixels
+/// wide whose left edge is at `bar_left(i, w)`.
+fn moving_bar(w: u32, h: u32, i: u32) -> Vec<u8> {
+    let left = bar_left(i, w);
+    let mut pic = vec![0u8; (w * h * 4) as usize];
+    for (n, px) in pic.chunks_exact_mut(4).enumerate() {
+        let x = n as u32 % w;
+        let v = if (left..left + BAR).contains(&x) {
+            255
+        } else {
+            0
+        };
+        px.copy_from_slice(&[v, v, v, 255]);
+    }
+    pic
+}
+
+/// Width of the bar in [`moving_bar`], framebuffer pixels.
+const BAR: u32 = 16;
+
+/// Left edge of the bar in frame `i`: 8 pixels further each frame, wrapping
+/// (always a multiple of 8 for the test's 320-pixel width).
+fn bar_left(i: u32, w: u32) -> u32 {
+    (i * 8) % (w - BAR)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_h264_video_moves() {
+    let (w, h) = (320u32, 240u32);
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let stream = server
+        .add_stream(
+            "moving",
+            w,
+            h,
+            StreamConfig::default().h264(true).still_after(None),
+        )
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let (stream, stop) = (stream.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut i = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if stream
+                    .publish(Frame::rgba(w, h, moving_bar(w, h, i)))
+                    .is_err()
+                {
+                    return;
+                }
+                i += 1;
+                std::thread::sleep(Duration::from_millis(33));
+            }
+        });
+    }
+    let b = Browser::start(800, 600).await;
+    b.client
+        .goto(&format!("http://{addr}/moving"))
+        .await
+        .unwrap();
+    b.wait_for("window.framehubView && window.framehubView.getStats().transport === 'webcodecs' && window.framehubStats.framesDrawn >= 5", WAIT, "video frames drawn").await;
+    // The bar's left edge on the middle row, in framebuffer pixels, read back
+    // from the canvas: its run of bright pixels must be about BAR wide and
+    // start where some published frame put it.
+    let read = format!(
+        "const v = window.framehubView, m = v.mapping(), ctx = v.canvas.getContext('2d');
+         const py = Math.floor(m.offsetY + {y} * m.scale);
+         const px = (x) => Math.floor(m.offsetX + (x + 0.5) * m.scale);
+         const row = ctx.getImageData(0, py, v.canvas.width, 1).data;
+         const bright = [];
+         for (let x = 0; x < {w}; x++) {{ const i = px(x) * 4; bright.push(row[i] > 128 && row[i+1] > 128 && row[i+2] > 128); }}
+         const left = bright.indexOf(true), right = bright.lastIndexOf(true);
+         return [left, right - left + 1, window.framehubStats.framesDrawn];",
+        y = h / 2
+    );
+    let mut lefts = std::collections::BTreeSet::new();
+    let f0 = b
+        .js("return window.framehubStats.framesDrawn")
+        .await
+        .as_i64()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let f1 = b
+        .js("return window.framehubStats.framesDrawn")
+        .await
+        .as_i64()
+        .unwrap();
+    // Published at 30 fps: both browsers draw ~28 a second here; 10 in 3 s
+    // leaves room for a loaded machine. (Reading the canvas back, below, slows
+    // drawing down, so the rate is measured first.)
+    assert!(f1 - f0 >= 10, "only {} frames drawn in 3 s", f1 - f0);
+    let deadline = Instant::now() + WAIT;
+    while lefts.len() < 4 && Instant::now() < deadline {
+        let v: Vec<i64> = serde_json::from_value(b.js(&read).await).unwrap();
+        let (left, width) = (v[0], v[1]);
+        assert!(left >= 0, "no bar on the canvas: {v:?}");
+        assert!(
+            (width - BAR as i64).abs() <= 3,
+            "the bar is {width} px wide, published {BAR}: {v:?}"
+        );
+        assert!(
+            (0..w).any(|i| (bar_left(i, w) as i64 - left).abs() <= 2),
+            "the bar's left edge {left} is where no frame put it"
+        );
+        lefts.insert(left);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    b.screenshot("video-moving").await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        lefts.len() >= 4,
+        "the bar did not move on the canvas: positions {lefts:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -189,7 +189,34 @@ async fn click_wheel_and_key_arrive_with_framebuffer_coordinates_through_the_let
         "wheel at {:?}",
         w.pointer
     );
-    assert!(w.dy > 0.0, "scrolling down gives positive dy: {}", w.dy);
+    assert!(
+        (w.dy - 120.0).abs() < 1.0 && w.dx == 0.0,
+        "scrolling down 120 px gives dy 120: {w:?}"
+    );
+
+    // A wheel in lines (a mouse wheel's DOM_DELTA_LINE) is converted at 16 px a line.
+    let (wx, wy) = b.page_pos(40.0, 80.0).await;
+    b.js(&format!(
+        "window.framehubView.canvas.dispatchEvent(new WheelEvent('wheel', {{
+           clientX: {wx}, clientY: {wy}, deltaX: 0, deltaY: -3, deltaMode: WheelEvent.DOM_DELTA_LINE,
+           bubbles: true, cancelable: true }})); return true;"
+    ))
+    .await;
+    let evs = events_until(&stream, |e| {
+        e.iter().any(|e| e.event.event_type() == "wheel")
+    })
+    .await;
+    let w = evs.iter().find_map(|e| match &e.event {
+        InputEvent::Wheel(w) => Some(w.clone()),
+        _ => None,
+    });
+    let w = w.unwrap();
+    assert!(
+        (w.pointer.x - 40.0).abs() <= tol && (w.pointer.y - 80.0).abs() <= tol,
+        "line wheel at {:?}",
+        w.pointer
+    );
+    assert_eq!((w.dx, w.dy), (0.0, -48.0), "3 lines up: {w:?}");
 
     // A key press goes to the focused view (the click above focused it).
     let keys = KeyActions::new("kb".into())
@@ -285,6 +312,70 @@ async fn the_client_reconnects_after_the_server_drops_it() {
         ),
         WAIT,
         "the new picture after reconnecting",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_reconnects_after_the_hub_restarts() {
+    let (server, stream, base) = hub("rh", 64, 64).await;
+    let addr = server.local_addr().unwrap();
+    stream
+        .publish(Frame::rgba(64, 64, pattern(64, 64, 0)))
+        .unwrap();
+    let b = Browser::start(600, 400).await;
+    b.client.goto(&format!("{base}/rh")).await.unwrap();
+    b.wait_for(
+        "window.framehubStats && window.framehubStats.framesDrawn >= 1",
+        WAIT,
+        "first frame",
+    )
+    .await;
+    // The hub goes away; its port refuses connections for a while (the client
+    // retries with backoff), then a new hub comes up on the same port.
+    server.close().await;
+    drop(stream);
+    drop(server);
+    b.wait_for(
+        "window.framehubStats.state !== 'open'",
+        WAIT,
+        "the client to see the hub gone",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut again = None;
+    for _ in 0..50 {
+        match Server::bind(addr).await {
+            Ok(s) => {
+                again = Some(s);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let server = again.expect("the port is free again");
+    let stream = server
+        .add_stream("rh", 64, 64, StreamConfig::default())
+        .unwrap();
+    stream
+        .publish(Frame::rgba(64, 64, pattern(64, 64, 3)))
+        .unwrap();
+    b.wait_for(
+        "window.framehubStats.reconnects >= 1 && window.framehubStats.state === 'open'",
+        WAIT,
+        "reconnect to the new hub",
+    )
+    .await;
+    let want = QUADRANTS[3];
+    b.wait_for(
+        &format!(
+            "(() => {{ const v = window.framehubView, m = v.mapping();
+               const d = v.canvas.getContext('2d').getImageData(Math.floor(m.offsetX + 16*m.scale), Math.floor(m.offsetY + 16*m.scale), 1, 1).data;
+               return Math.abs(d[0]-{})<12 && Math.abs(d[1]-{})<12 && Math.abs(d[2]-{})<12; }})()",
+            want[0], want[1], want[2]
+        ),
+        WAIT,
+        "the new hub's picture after reconnecting",
     )
     .await;
 }
