@@ -20,7 +20,10 @@
  * the page position of their framebuffer coordinates, and as a
  * `framehub-event` CustomEvent whose `detail` is the event as the hub sent it.
  * The connection is retried with back-off; within the hub's grace period
- * its viewers only see "publisher offline".
+ * its viewers only see "publisher offline". The pace comes from a worker's
+ * timer, so a publishing tab in the background keeps its rate (what it
+ * shows may not change there: browsers stop `requestAnimationFrame` in
+ * hidden tabs).
  *
  * @module publish
  */
@@ -67,6 +70,29 @@ function feedUrl(url, name, token) {
   return `${base}/_/publish/${encodeURIComponent(name)}${q}`;
 }
 
+/**
+ * Calls `cb` every `ms` milliseconds from a dedicated worker's timer (not
+ * throttled in a background tab), or from the page's own where workers are
+ * not available.
+ *
+ * @param {number} ms
+ * @param {() => void} cb
+ * @returns {{stop: () => void}}
+ */
+function startTicker(ms, cb) {
+  try {
+    const src = `setInterval(() => postMessage(0), ${Math.max(1, Math.round(ms))});`;
+    const url = URL.createObjectURL(new Blob([src], { type: 'text/javascript' }));
+    const worker = new Worker(url);
+    URL.revokeObjectURL(url);
+    worker.onmessage = () => cb();
+    return { stop: () => worker.terminate() };
+  } catch {
+    const id = window.setInterval(cb, ms);
+    return { stop: () => clearInterval(id) };
+  }
+}
+
 /** A unit message: u32 LE header length, JSON header, bytes. */
 function unit(header, bytes) {
   const json = new TextEncoder().encode(JSON.stringify(header));
@@ -101,7 +127,6 @@ export function publishCanvas(canvas, opts) {
   let closed = false;
   let attempt = 0;
   let retry = 0;
-  let timer = 0;
   let frameId = 0;
   /** outputs being encoded now (latest wins: skip a tick while busy) */
   const busy = new Set();
@@ -301,13 +326,16 @@ export function publishCanvas(canvas, opts) {
   }
 
   connect();
-  timer = window.setInterval(tick, 1000 / fps);
+  // Ticks from a worker's timer: a page's own timers are throttled to once a
+  // second or less while it is in the background, a worker's are not, so a
+  // publishing tab keeps its rate when the user looks at another one.
+  const ticker = startTicker(1000 / fps, tick);
   return {
     target,
     stats: () => ({ ...stats, demand: { ...stats.demand } }),
     close() {
       closed = true;
-      clearInterval(timer);
+      ticker.stop();
       clearTimeout(retry);
       if (encoder) try { encoder.close(); } catch { /* closed already */ }
       if (ws) ws.close(1000, 'publisher closed');

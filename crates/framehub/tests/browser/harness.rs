@@ -162,7 +162,11 @@ impl Browser {
             Value::Object(m) => m,
             _ => unreachable!("a JSON object literal"),
         };
-        if let Some(args) = caps["goog:chromeOptions"]["args"].as_array_mut() {
+        if let Some(args) = caps
+            .get_mut("goog:chromeOptions")
+            .and_then(|o| o.get_mut("args"))
+            .and_then(Value::as_array_mut)
+        {
             args.extend(extra.iter().map(|a| json!(a)));
         }
         let client = loop {

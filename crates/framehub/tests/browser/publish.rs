@@ -188,7 +188,12 @@ async fn the_camera_page_reaches_a_viewer() {
     .await;
     let (_ws, _config, img) = view_one_frame(&format!("ws://{addr}/cam")).await;
     // The page asks for 640×480; each browser's fake camera decides.
-    assert!(img.width >= 160 && img.height >= 120, "{}x{}", img.width, img.height);
+    assert!(
+        img.width >= 160 && img.height >= 120,
+        "{}x{}",
+        img.width,
+        img.height
+    );
     // The fake cameras paint a pattern, not a flat picture.
     let (a, z) = (
         pixel(&img, 0, 0),
