@@ -356,7 +356,7 @@ impl ScenarioId {
         let name = self.name();
         [
             "res", "fanout", "streams", "static", "slowlink", "patch", "full", "visible", "hidden",
-            "thinlink", "adaptive",
+            "thinlink", "adaptive", "local", "remote",
         ]
         .into_iter()
         .find(|p| name.strip_prefix(p).is_some_and(|r| r.starts_with('-')))
