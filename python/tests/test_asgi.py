@@ -118,12 +118,18 @@ def chromium_view(url: str, shot: str) -> dict[str, Any]:
             if pixel and abs(pixel[0] - 200) < 12 and abs(pixel[1] - 40) < 12 and abs(pixel[2] - 90) < 12:
                 break
             time.sleep(0.1)
+        # The status line's viewer count comes from GET <base>streams, through the bridge too.
+        count_js = "return document.getElementById('st-viewers').textContent"
+        deadline = time.monotonic() + 6
+        while driver.execute_script(count_js) != "1 viewer" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        viewers = driver.execute_script(count_js)
         canvas = driver.execute_script("return window.framehubView.canvas")
         ActionChains(driver).move_to_element(canvas).click().perform()
         base = driver.execute_script("return document.baseURI")
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(SCREENSHOTS / shot))
-        return {"pixel": pixel, "base": base}
+        return {"pixel": pixel, "base": base, "viewers": viewers}
     finally:
         driver.quit()
 
@@ -143,6 +149,7 @@ async def test_asgi_viewer_page_draws_in_chromium_and_its_events_reach_the_progr
                 assert pixel is not None, "the page drew nothing"
                 assert [abs(a - b) < 12 for a, b in zip(pixel[:3], (200, 40, 90))] == [True] * 3, pixel
                 assert seen["base"] == f"http://127.0.0.1:{port}/fh/", "the page's base is the mount"
+                assert seen["viewers"] == "1 viewer", seen
                 events = await wait_events(display, 1, timeout=10)
                 kinds = {ev.event_type for ev in events}
                 for _ in range(20):
