@@ -140,7 +140,7 @@ async def serve_main(args: argparse.Namespace) -> dict[str, Any]:
     import framehub
     import framehub.asgi
 
-    w, h = 1280, 720
+    w, h = args.width, args.height
     pictures = [natural(w, h, seed) for seed in range(4)]
     server = await framehub.serve_server(port=0)
     display = server.add_stream("bench", w, h, quality=80)
@@ -193,6 +193,8 @@ def main() -> None:
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--viewers", type=int, default=10)
     p.add_argument("--fps", type=float, default=30.0)
+    p.add_argument("--width", type=int, default=1280)
+    p.add_argument("--height", type=int, default=720)
     p.add_argument("--viewer", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.viewer:

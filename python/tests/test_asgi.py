@@ -17,6 +17,8 @@ import json
 import os
 import socket
 import struct
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -343,3 +345,22 @@ async def test_asgi_a_viewer_that_never_reads_stalls_neither_the_loop_nor_other_
                 stuck.close()
     finally:
         await server.aclose()
+
+
+def test_asgi_benchmark_smoke_run() -> None:
+    # A tiny, short run of python/bench/asgi_bench.py: both phases run to the
+    # end and print the JSON line. The figures are judged in docs/benchmarks.md.
+    bench = Path(__file__).resolve().parent.parent / "bench" / "asgi_bench.py"
+    r = subprocess.run(
+        [sys.executable, str(bench), "--width", "64", "--height", "48", "--viewers", "2",
+         "--seconds", "1", "--warmup", "0.5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    for phase in ("bridge", "port"):
+        assert out[phase]["viewers"] == 2 and out[phase]["frames"] > 0, out
+        assert out[phase]["errors"] == [], out
+    assert "/fh/" in out["bridge"]["url"] and "/fh/" not in out["port"]["url"]
