@@ -48,7 +48,9 @@ fn message_to_py(py: Python<'_>, msg: ViewerMessage) -> PyResult<Py<PyAny>> {
     Ok(match msg {
         ViewerMessage::Text(t) => PyString::new(py, &t).into_any().unbind(),
         ViewerMessage::Binary(b) => PyBytes::new(py, &b).into_any().unbind(),
-        ViewerMessage::Close { code, reason } => (code, reason).into_pyobject(py)?.into_any().unbind(),
+        ViewerMessage::Close { code, reason } => {
+            (code, reason).into_pyobject(py)?.into_any().unbind()
+        }
     })
 }
 
