@@ -18,7 +18,9 @@ seconds more, they count frames for ``--seconds``; the server process reads
 its CPU time (``time.process_time``: all threads, the hub's and uvicorn's)
 at the window's edges. Reported per phase: frames/s per viewer (mean, min),
 the process's CPU in % of one core, and CPU per viewer-frame in us (CPU
-seconds / frames all viewers received). Prints one JSON line::
+seconds / frames all viewers received; it includes the publisher and the
+one JPEG encode per frame that all viewers share), and what the bridge
+adds per viewer-frame over the port. Prints one JSON line::
 
     python/test.sh -q    # builds the wheel into target/py-venv (or FRAMEHUB_PY_PROFILE=release)
     target/py-venv/bin/python python/bench/asgi_bench.py [--seconds 10] [--viewers 10]
@@ -181,6 +183,11 @@ async def serve_main(args: argparse.Namespace) -> dict[str, Any]:
         "load1": os.getloadavg()[0],
         "bridge": bridge,
         "port": own,
+        # What the bridge adds per viewer-frame (uvicorn's WebSocket, the
+        # pumps), over the port's cost (which includes the shared encode).
+        "bridge_extra_us_per_viewer_frame": round(
+            bridge["cpu_us_per_viewer_frame"] - own["cpu_us_per_viewer_frame"], 1
+        ),
         "cpu_ratio_bridge_to_port": round(
             bridge["cpu_us_per_viewer_frame"] / max(1e-9, own["cpu_us_per_viewer_frame"]), 2
         ),
