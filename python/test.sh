@@ -2,7 +2,8 @@
 # Builds the framehub Python package and runs its tests (python/tests/).
 #
 # A venv under target/py-venv (created once) gets maturin, pytest,
-# pytest-asyncio, websockets, numpy, matplotlib and mypy; the package is
+# pytest-asyncio, websockets, numpy, matplotlib, mypy, and for framehub.asgi
+# uvicorn, starlette, fastapi, httpx and selenium (Chromium); the package is
 # built as a wheel (release, abi3) with maturin and installed into it; then
 # pytest runs. The wheel is rebuilt only when a source it depends on changed,
 # so a second run goes straight to the tests. Extra arguments go to pytest.
@@ -15,7 +16,7 @@ python=${PYTHON:-python3}
 if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
-deps="maturin>=1.7,<2 pytest pytest-asyncio websockets numpy matplotlib mypy uvicorn starlette httpx selenium"
+deps="maturin>=1.7,<2 pytest pytest-asyncio websockets numpy matplotlib mypy uvicorn starlette fastapi httpx selenium"
 if [ "$(cat "$venv/.framehub-deps" 2>/dev/null)" != "$deps" ]; then
   "$venv/bin/python" -m pip install -q --upgrade pip
   # shellcheck disable=SC2086

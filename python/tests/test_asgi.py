@@ -364,3 +364,29 @@ def test_asgi_benchmark_smoke_run() -> None:
         assert out[phase]["viewers"] == 2 and out[phase]["frames"] > 0, out
         assert out[phase]["errors"] == [], out
     assert "/fh/" in out["bridge"]["url"] and "/fh/" not in out["port"]["url"]
+
+
+async def test_asgi_mounts_in_fastapi_as_the_readme_shows() -> None:
+    from fastapi import FastAPI
+
+    server = framehub.sync.serve_server(port=None)
+    try:
+        display = server.add_stream("cam", 64, 48)
+        app = FastAPI()
+        app.mount("/fh", framehub.asgi.app(server))
+
+        @app.get("/status")
+        def status() -> dict[str, int]:
+            return {"viewers": display.client_count}
+
+        async with uvicorn_serving(app) as port, httpx.AsyncClient() as http:
+            r = await http.get(f"http://127.0.0.1:{port}/fh/cam")
+            assert r.status_code == 200 and '<base href="/fh/">' in r.text
+            v = await open_viewer(f"ws://127.0.0.1:{port}/fh/cam")
+            display.publish(solid(48, 64, (10, 200, 30)))
+            header, payload = await v.frame()
+            assert header["width"] == 64 and payload[:2] == b"\xff\xd8", header
+            assert (await http.get(f"http://127.0.0.1:{port}/status")).json() == {"viewers": 1}
+            await v.close()
+    finally:
+        server.close()
