@@ -390,3 +390,24 @@ async def test_asgi_mounts_in_fastapi_as_the_readme_shows() -> None:
             await v.close()
     finally:
         server.close()
+
+
+async def test_asgi_viewers_are_told_when_their_stream_or_the_hub_goes() -> None:
+    server = await framehub.serve_server(port=None)
+    try:
+        server.add_stream("a", 8, 8)
+        server.add_stream("b", 8, 8)
+        async with uvicorn_serving(host_app(server)) as port:
+            a = await open_viewer(f"ws://127.0.0.1:{port}/fh/a")
+            b = await open_viewer(f"ws://127.0.0.1:{port}/fh/b")
+            server.remove_stream("a")
+            assert await a.closed_code() == 1001
+            await server.aclose()
+            assert await b.closed_code() == 1001
+            # A closed hub answers its routes with 503; the host app carries on.
+            async with httpx.AsyncClient() as http:
+                r = await http.get(f"http://127.0.0.1:{port}/fh/streams")
+                assert r.status_code == 503, r.text
+                assert (await http.get(f"http://127.0.0.1:{port}/hello")).status_code == 200
+    finally:
+        await server.aclose()
