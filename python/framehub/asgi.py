@@ -244,7 +244,9 @@ async def _pump_out(
             else:
                 out = {"type": "websocket.send", "bytes": m}
             try:
-                await asyncio.wait_for(send(out), WRITE_TIMEOUT)
+                # asyncio.timeout, not wait_for: no task per message.
+                async with asyncio.timeout(WRITE_TIMEOUT):
+                    await send(out)
             except Exception:
                 # The client takes nothing (timeout) or is gone (the server's
                 # disconnect error, whatever its class): drop it, as the port does.
