@@ -2,9 +2,10 @@
 # Builds the framehub Python package and runs its tests (python/tests/).
 #
 # A venv under target/py-venv (created once) gets maturin, pytest,
-# pytest-asyncio, websockets, numpy, matplotlib, mypy and selenium (which
-# drives Debian's chromium through its chromedriver in test_pdum_widget.py,
-# a test that also pip-downloads pdum.rfb's wheel into target/); the package is
+# pytest-asyncio, websockets, numpy, matplotlib, mypy, for framehub.asgi
+# uvicorn, starlette, fastapi and httpx, and selenium (which drives Debian's
+# chromium through its chromedriver in test_pdum_widget.py and test_asgi.py;
+# the former also pip-downloads pdum.rfb's wheel into target/); the package is
 # built as a wheel (release, abi3) with maturin and installed into it; then
 # pytest runs. The wheel is rebuilt only when a source it depends on changed,
 # so a second run goes straight to the tests. Extra arguments go to pytest.
@@ -17,7 +18,7 @@ python=${PYTHON:-python3}
 if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
-deps="maturin>=1.7,<2 pytest pytest-asyncio websockets numpy matplotlib mypy selenium"
+deps="maturin>=1.7,<2 pytest pytest-asyncio websockets numpy matplotlib mypy uvicorn starlette fastapi httpx selenium"
 if [ "$(cat "$venv/.framehub-deps" 2>/dev/null)" != "$deps" ]; then
   "$venv/bin/python" -m pip install -q --upgrade pip
   # shellcheck disable=SC2086

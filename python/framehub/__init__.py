@@ -20,12 +20,13 @@ and resize events come back. The API mirrors pdum.rfb::
 
     asyncio.run(main())
 
-``framehub.sync`` has the same API without asyncio.
+``framehub.sync`` has the same API without asyncio; ``framehub.asgi.app(server)``
+mounts a hub in a Python web app (FastAPI, Starlette: any ASGI server).
 """
 
 from __future__ import annotations
 
-from . import sync
+from . import asgi, sync
 from ._aio import Display, Server, connect, serve, serve_server
 from ._base import EVENT_SHAPES, DownscaleHint
 from ._errors import (
@@ -53,6 +54,7 @@ __all__ = [
     "StreamExistsError",
     "UnknownStreamError",
     "__version__",
+    "asgi",
     "connect",
     "serve",
     "serve_server",

@@ -87,10 +87,16 @@ class Server(ServerBase[Display]):
 
 
 async def serve_server(
-    *, host: str = "127.0.0.1", port: int = 8765, origins: str | Iterable[str] | None = None
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = 8765,
+    origins: str | Iterable[str] | None = None,
 ) -> Server:
     """Starts a hub with no stream yet, listening on ``host:port`` (port 0
     picks a free one: see ``server.port``). Add streams with ``add_stream``.
+
+    ``port=None``: the hub does not listen at all; serve it from your own
+    web app with ``framehub.asgi.app(server)`` (``server.port`` is 0).
 
     ``origins``: which web pages may open viewers (checked against the
     WebSocket upgrade's ``Origin`` header, HTTP 403 otherwise; clients that
@@ -101,8 +107,11 @@ async def serve_server(
     Raises ``OSError`` when the address cannot be bound (port in use),
     ``TypeError``/``ValueError`` for bad ``origins``.
     """
-    check_address(host, port)
     loop = asyncio.get_running_loop()
+    if port is None:
+        check_address(host, 0)
+        return Server(_native.Hub(loop, origins), host)
+    check_address(host, port)
     hub = _native.Hub(loop, origins)
     try:
         await hub.listen_async(loop, host, port)

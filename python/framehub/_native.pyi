@@ -4,7 +4,16 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any, final
 
-__all__ = ["Hub", "Stream", "InputEvent", "AuthContext", "__version__", "STREAM_SETTINGS"]
+__all__ = [
+    "AsgiBridge",
+    "AuthContext",
+    "Hub",
+    "InputEvent",
+    "STREAM_SETTINGS",
+    "Stream",
+    "ViewerChannel",
+    "__version__",
+]
 
 __version__: str
 STREAM_SETTINGS: list[str]
@@ -121,3 +130,41 @@ class Hub:
     @property
     def runtime_running(self) -> bool: ...
     def close(self) -> None: ...
+
+@final
+class ViewerChannel:
+    """One viewer attached through the ASGI bridge: bounded channels to and from its session."""
+
+    def drain(self) -> list[str | bytes | tuple[int, str] | None]: ...
+    def recv_async(
+        self, event_loop: asyncio.AbstractEventLoop
+    ) -> asyncio.Future[str | bytes | tuple[int, str] | None]: ...
+    def try_send(self, msg: str | bytes) -> bool: ...
+    def send_async(
+        self, event_loop: asyncio.AbstractEventLoop, msg: str | bytes
+    ) -> asyncio.Future[None]: ...
+    def close(self) -> None: ...
+
+@final
+class AsgiBridge:
+    """A hub seen from an ASGI app: HTTP requests through its router, viewers attached."""
+
+    def __new__(cls, hub: Hub) -> AsgiBridge: ...
+    def http(
+        self,
+        event_loop: asyncio.AbstractEventLoop,
+        method: str,
+        path: str,
+        root_path: str,
+        query: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        client: tuple[str, int] | None,
+    ) -> asyncio.Future[tuple[int, list[tuple[bytes, bytes]], bytes]]: ...
+    def attach_viewer(
+        self,
+        path: str,
+        query: bytes,
+        headers: list[tuple[bytes, bytes]],
+        client: tuple[str, int] | None,
+    ) -> ViewerChannel: ...

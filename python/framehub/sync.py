@@ -105,16 +105,23 @@ class Server(ServerBase[Display]):
 
 
 def serve_server(
-    *, host: str = "127.0.0.1", port: int = 8765, origins: str | Iterable[str] | None = None
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = 8765,
+    origins: str | Iterable[str] | None = None,
 ) -> Server:
     """Starts a hub listening on ``host:port`` (0: a free port), with no stream yet.
-    ``origins``: as in ``framehub.serve_server``.
+    ``origins``: as in ``framehub.serve_server``. ``port=None``: the hub does
+    not listen; serve it from a web app with ``framehub.asgi.app(server)``.
 
     Async authenticators given to its streams run on a private event loop
     per call (there is no application loop to run them on).
 
     Raises ``OSError`` when the address cannot be bound.
     """
+    if port is None:
+        check_address(host, 0)
+        return Server(_native.Hub(None, origins), host)
     check_address(host, port)
     hub = _native.Hub(None, origins)
     try:

@@ -14,6 +14,7 @@
 
 #![deny(missing_docs)]
 
+mod asgi;
 mod auth;
 mod bridge;
 mod config;
@@ -28,6 +29,8 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<hub::Hub>()?;
+    m.add_class::<asgi::AsgiBridge>()?;
+    m.add_class::<asgi::ViewerChannel>()?;
     m.add_class::<stream::Stream>()?;
     m.add_class::<stream::InputEvent>()?;
     m.add_class::<auth::AuthContext>()?;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, FromRequestParts, OriginalUri, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
+use crate::attach;
 use crate::config::Origins;
 use crate::events::lock;
 use crate::server::Inner;
@@ -380,7 +381,7 @@ async fn stream_path(
     ws_or_page(inner, name, req, "viewer.html").await
 }
 
-fn conn_info(parts: &axum::http::request::Parts, trust_proxy: bool) -> ConnInfo {
+pub(crate) fn conn_info(parts: &axum::http::request::Parts, trust_proxy: bool) -> ConnInfo {
     let headers: BTreeMap<String, String> = parts
         .headers
         .iter()
@@ -444,7 +445,7 @@ fn forwarded_for(headers: &HeaderMap, port: u16) -> Option<SocketAddr> {
 /// Checks the upgrade's `Origin` against the hub's [`Origins`] policy; `Err`
 /// carries the refused origin. Behind a trusted proxy the host the browser
 /// used is `X-Forwarded-Host`.
-fn check_origin(inner: &Inner, headers: &HeaderMap) -> Result<(), String> {
+pub(crate) fn check_origin(inner: &Inner, headers: &HeaderMap) -> Result<(), String> {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return Ok(()); // not a browser page
     };
@@ -518,38 +519,7 @@ async fn ws_or_page(inner: Arc<Inner>, name: String, req: Request, page_name: &s
         .max_message_size(inner.cfg.max_message_size)
         .max_frame_size(inner.cfg.max_message_size)
         .read_buffer_size(crate::VIEWER_READ_BUFFER);
-    let Some(stream) = inner.stream(&name) else {
-        // Accept, then close with 4404 so the client can read the code.
-        inner
-            .counters
-            .count_close(framehub_proto::close_code::UNKNOWN_STREAM);
-        return ws.on_upgrade(move |mut socket| async move {
-            let reason = format!("unknown stream '{name}'");
-            let frame = CloseFrame {
-                code: framehub_proto::close_code::UNKNOWN_STREAM,
-                reason: reason.into(),
-            };
-            let _ = socket.send(Message::Close(Some(frame))).await;
-        });
-    };
-    let admission = match inner.admit(&stream, conn.remote) {
-        Ok(a) => a,
-        Err(why) => {
-            return ws.on_upgrade(move |mut socket| async move {
-                let frame = CloseFrame {
-                    code: framehub_proto::close_code::POLICY,
-                    reason: why.into(),
-                };
-                let _ = socket.send(Message::Close(Some(frame))).await;
-            });
-        }
-    };
-    let session_id = inner.next_session_id();
-    let cfg = inner.cfg.clone();
-    let shutdown = inner.shutdown.subscribe();
-    let counters = Arc::clone(&inner.counters);
-    ws.on_upgrade(move |socket| async move {
-        let _admission = admission;
-        viewer::run(socket, stream, session_id, conn, cfg, counters, shutdown).await;
-    })
+    // The viewer seam (attach.rs): the same two steps for every kind of viewer.
+    let viewer = attach::prepare(&inner, &name, conn);
+    ws.on_upgrade(move |socket| viewer.serve(socket))
 }

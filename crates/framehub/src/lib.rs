@@ -26,6 +26,7 @@
 
 #![deny(missing_docs)]
 
+mod attach;
 mod config;
 mod encode;
 mod error;
@@ -42,6 +43,10 @@ mod stream;
 mod video;
 mod viewer;
 
+pub use attach::{
+    AttachError, SessionEnded, TrySend, ViewerChannel, ViewerMessage, ViewerReceiver,
+    ViewerRequest, ViewerSender, VIEWER_CHANNEL_IN, VIEWER_CHANNEL_OUT,
+};
 pub use config::{
     authenticator, AuthContext, AuthError, AuthFuture, Authenticator, InputFilter, InputPolicy,
     Origins, ResizePolicy, ServerConfig, StreamConfig, IMAGE_TIER_STEPS,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
+use crate::attach::{AttachError, ViewerChannel, ViewerRequest};
 use crate::config::{Origins, ServerConfig, StreamConfig};
 use crate::error::{check_stream_name, Error};
 use crate::events::lock;
@@ -365,6 +366,65 @@ impl Server {
     /// so authenticators see the peer's address.
     pub fn router(&self) -> axum::Router {
         crate::http::router(Arc::clone(&self.inner))
+    }
+
+    /// Attaches a viewer whose WebSocket messages come from elsewhere — a
+    /// socket accepted by another server (the Python package's ASGI bridge),
+    /// later other transports — to the same session as on the hub's port:
+    /// the `Origin` check, admission within the limits (connections, viewers
+    /// of the stream, per address), the handshake and authentication,
+    /// credit and latest wins, the input policy, timeouts and counters.
+    ///
+    /// `req.path` is the path under the hub's root (`/` or `/<name>`). The
+    /// session runs as a task on the current tokio runtime until the viewer
+    /// closes (drop or close the [`ViewerChannel`]'s sender), the session
+    /// closes it (its receiver yields [`ViewerMessage::Close`](crate::ViewerMessage::Close), then ends),
+    /// or the hub shuts down (1001). A viewer of an unknown stream or over
+    /// a limit is attached and closed at once with 4404 / 1008, as on the
+    /// port, so the client can read the code. Messages from the viewer
+    /// longer than `max_message_size` close it with 1009.
+    ///
+    /// Errors: [`AttachError::NotAViewerPath`] (the port answers 404),
+    /// [`AttachError::Forbidden`] (origin refused; the port answers 403),
+    /// [`AttachError::Closed`], [`AttachError::NoRuntime`] outside a tokio runtime.
+    pub fn attach_viewer(&self, req: ViewerRequest) -> Result<ViewerChannel, AttachError> {
+        if self.is_closed() {
+            return Err(AttachError::Closed);
+        }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| AttachError::NoRuntime)?;
+        let not_viewer = || AttachError::NotAViewerPath(req.path.chars().take(200).collect());
+        let name = crate::attach::stream_of_path(&req.path).ok_or_else(not_viewer)?;
+        let uri = if req.query.is_empty() {
+            req.path.clone()
+        } else {
+            format!("{}?{}", req.path, req.query)
+        };
+        let mut request = axum::http::Request::new(());
+        *request.uri_mut() = uri.parse().map_err(|_| not_viewer())?;
+        for (k, v) in &req.headers {
+            // A header that is not valid HTTP is left out, as hyper refuses it on the port.
+            if let (Ok(k), Ok(v)) = (
+                axum::http::HeaderName::from_bytes(k.as_bytes()),
+                axum::http::HeaderValue::from_str(v),
+            ) {
+                request.headers_mut().append(k, v);
+            }
+        }
+        if let Some(remote) = req.remote {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(remote));
+        }
+        let (parts, ()) = request.into_parts();
+        if let Err(origin) = crate::http::check_origin(&self.inner, &parts.headers) {
+            tracing::info!(%origin, stream = %name, "refused a bridged viewer from a foreign origin");
+            return Err(AttachError::Forbidden(origin));
+        }
+        let conn = crate::http::conn_info(&parts, self.inner.cfg.trust_proxy);
+        let viewer = crate::attach::prepare(&self.inner, &name, conn);
+        let (socket, channel) = crate::attach::channel_pair(self.inner.cfg.max_message_size);
+        runtime.spawn(viewer.serve(socket));
+        Ok(channel)
     }
 
     /// Starts listening on `addr` and returns the bound address.

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // tests may unwrap: a failure is the test failing
 
 mod adaptive;
+mod attach;
 mod common;
 mod events;
 mod flow;
