@@ -15,7 +15,7 @@ from ._remote import RemoteAddress, remote_base
 if TYPE_CHECKING:
     from ._native import InputEvent
 
-__all__ = ["Display", "Server", "connect", "serve", "serve_server"]
+__all__ = ["Display", "Lifecycle", "Server", "connect", "serve", "serve_server"]
 
 
 class Display(StreamBase["Server"]):
@@ -57,10 +57,38 @@ class Display(StreamBase["Server"]):
         await self.aclose()
 
 
+class Lifecycle:
+    """The hub's lifecycle events from the moment ``Server.lifecycle()``
+    was called: ``async for ev in server.lifecycle(): ...``. Each is a dict
+    with its kind in ``type``: ``stream.created`` (``stream``, ``width``,
+    ``height``, ``remote``), ``stream.destroyed``, ``publisher.online``
+    (``principal``, ``resumed``), ``publisher.offline``, ``viewer.joined`` /
+    ``viewer.left`` (``client_id``, ``principal``, ``viewers``). The
+    iteration ends when the hub closes. A listener more than 1024 events
+    behind skips the oldest."""
+
+    def __init__(self, hub: _native.Hub) -> None:
+        self._sub = hub.lifecycle()
+
+    def __aiter__(self) -> Lifecycle:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        ev = await self._sub.next_async(asyncio.get_running_loop())
+        if ev is None:
+            raise StopAsyncIteration
+        return ev
+
+
 class Server(ServerBase[Display]):
     """A framehub hub (what ``serve_server()`` returns): named streams on one port."""
 
     _display_cls = Display
+
+    def lifecycle(self) -> Lifecycle:
+        """The hub's lifecycle events from now on (see ``Lifecycle``): the
+        same as ``GET /_/events``."""
+        return Lifecycle(self._hub)
 
     async def aclose(self) -> None:
         """Stops the listener and disconnects every viewer of every stream

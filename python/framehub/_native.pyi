@@ -9,6 +9,7 @@ __all__ = [
     "AuthContext",
     "Hub",
     "InputEvent",
+    "Lifecycle",
     "STREAM_SETTINGS",
     "Stream",
     "ViewerChannel",
@@ -79,6 +80,14 @@ class Stream:
     def frame_pending(self) -> bool: ...
 
 @final
+class Lifecycle:
+    """A subscription to a hub's lifecycle events."""
+
+    def next_async(
+        self, event_loop: asyncio.AbstractEventLoop
+    ) -> asyncio.Future[dict[str, Any] | None]: ...
+
+@final
 class Hub:
     """A framehub server with its own tokio runtime."""
 
@@ -118,6 +127,7 @@ class Hub:
         config: dict[str, Any] | None = None,
         caller: str = "add_stream",
     ) -> Stream: ...
+    def lifecycle(self) -> Lifecycle: ...
     def remove_stream(self, name: str) -> bool: ...
     def stream(self, name: str) -> Stream | None: ...
     def stream_names(self) -> list[str]: ...

@@ -91,3 +91,26 @@ async def test_after_close_the_stream_goes_offline_and_its_viewer_is_told() -> N
         assert await refused_code(f"ws://127.0.0.1:{hub.port}/nope") == 4404
     finally:
         await hub.aclose()
+
+
+async def test_the_lifecycle_tells_of_a_publisher_and_its_viewer() -> None:
+    hub = await framehub.serve_server(port=0)
+    try:
+        events = hub.lifecycle()
+        display = await framehub.connect(f"ws://127.0.0.1:{hub.port}", "cam", 64, 48)
+        viewer = await open_viewer(f"ws://127.0.0.1:{hub.port}/cam")
+        seen = []
+        async with asyncio.timeout(5):
+            async for ev in events:
+                assert ev["stream"] == "cam"
+                seen.append(ev["type"])
+                if ev["type"] == "viewer.joined":
+                    assert ev["client_id"] == viewer.session and ev["viewers"] == 1
+                    break
+        assert seen == ["stream.created", "publisher.online", "viewer.joined"]
+        await display.aclose()
+    finally:
+        await hub.aclose()
+    # Once the hub is closed, the iteration ends.
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(events.__anext__(), 5)

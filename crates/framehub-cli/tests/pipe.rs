@@ -53,13 +53,20 @@ impl Drop for Pipe {
 /// Starts `framehub pipe --name NAME --port 0` fed with `input`; returns once it listens.
 fn start(name: &str, input: Vec<u8>) -> Pipe {
     let (child, first) = spawn(&["pipe", "--name", name, "--port", "0"], input);
-    let addr = first
+    Pipe {
+        child,
+        addr: listening_addr(&first),
+    }
+}
+
+/// `HOST:PORT` from `framehub listening on http://HOST:PORT/`.
+fn listening_addr(first: &str) -> String {
+    first
         .trim()
         .strip_prefix("framehub listening on http://")
         .and_then(|s| s.strip_suffix('/'))
         .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_string();
-    Pipe { child, addr }
+        .to_string()
 }
 
 /// Runs `framehub ARGS` fed with `input`; returns it and its first line of output.
@@ -114,13 +121,10 @@ async fn pipe_publishes_into_a_hub_that_framehub_serve_runs() {
 /// Starts `framehub serve --port 0`; returns once it listens.
 fn start_serve() -> Pipe {
     let (child, first) = spawn(&["serve", "--port", "0"], Vec::new());
-    let addr = first
-        .trim()
-        .strip_prefix("framehub listening on http://")
-        .and_then(|s| s.strip_suffix('/'))
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_string();
-    Pipe { child, addr }
+    Pipe {
+        child,
+        addr: listening_addr(&first),
+    }
 }
 
 /// Views `url` as a PNG viewer: the picture is red on the left, blue on the right.

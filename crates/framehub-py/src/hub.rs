@@ -99,6 +99,27 @@ pub struct Hub {
     pub(crate) inner: Arc<HubInner>,
 }
 
+impl Hub {
+    /// A stream's size and settings from Python arguments (`caller` names
+    /// the function in error messages).
+    fn stream_args(
+        &self,
+        width: i64,
+        height: i64,
+        config: Option<&Bound<'_, PyDict>>,
+        caller: &str,
+    ) -> PyResult<(u32, u32, framehub::StreamConfig)> {
+        let side = |v: i64, what: &str| {
+            u32::try_from(v).map_err(|_| {
+                PyValueError::new_err(format!("{what} must be within 1..=16384, got {v}"))
+            })
+        };
+        let (w, h) = (side(width, "width")?, side(height, "height")?);
+        let cfg = config::stream_config(caller, config, self.inner.event_loop.as_ref())?;
+        Ok((w, h, cfg))
+    }
+}
+
 #[pymethods]
 impl Hub {
     /// A hub that does not listen yet. `event_loop`: the asyncio loop that
@@ -194,13 +215,7 @@ impl Hub {
         if !self.inner.running() {
             return Err(to_py(py, framehub::Error::Closed));
         }
-        let side = |v: i64, what: &str| {
-            u32::try_from(v).map_err(|_| {
-                PyValueError::new_err(format!("{what} must be within 1..=16384, got {v}"))
-            })
-        };
-        let (w, h) = (side(width, "width")?, side(height, "height")?);
-        let cfg = config::stream_config("connect", config, self.inner.event_loop.as_ref())?;
+        let (w, h, cfg) = self.stream_args(width, height, config, "connect")?;
         let inner = Arc::clone(&self.inner);
         let opts = framehub::RemoteOptions { token, takeover };
         bridge::spawn(
@@ -241,13 +256,7 @@ impl Hub {
         takeover: bool,
     ) -> PyResult<Stream> {
         not_on_runtime("connect()")?;
-        let side = |v: i64, what: &str| {
-            u32::try_from(v).map_err(|_| {
-                PyValueError::new_err(format!("{what} must be within 1..=16384, got {v}"))
-            })
-        };
-        let (w, h) = (side(width, "width")?, side(height, "height")?);
-        let cfg = config::stream_config("connect", config, self.inner.event_loop.as_ref())?;
+        let (w, h, cfg) = self.stream_args(width, height, config, "connect")?;
         let inner = Arc::clone(&self.inner);
         let opts = framehub::RemoteOptions { token, takeover };
         let result = py.detach(move || {
@@ -286,13 +295,7 @@ impl Hub {
         config: Option<&Bound<'_, PyDict>>,
         caller: &str,
     ) -> PyResult<Stream> {
-        let side = |v: i64, what: &str| {
-            u32::try_from(v).map_err(|_| {
-                PyValueError::new_err(format!("{what} must be within 1..=16384, got {v}"))
-            })
-        };
-        let (w, h) = (side(width, "width")?, side(height, "height")?);
-        let cfg = config::stream_config(caller, config, self.inner.event_loop.as_ref())?;
+        let (w, h, cfg) = self.stream_args(width, height, config, caller)?;
         // In the runtime's context, should the hub spawn a task for the stream.
         let _context = self.inner.handle.enter();
         let stream = self
@@ -301,6 +304,11 @@ impl Hub {
             .add_stream(name, w, h, cfg)
             .map_err(|e| to_py(py, e))?;
         Ok(Stream::new(stream, Arc::clone(&self.inner)))
+    }
+
+    /// A subscription to the hub's lifecycle events from now on.
+    fn lifecycle(&self) -> crate::lifecycle::Lifecycle {
+        crate::lifecycle::Lifecycle::new(Arc::clone(&self.inner))
     }
 
     /// Removes the stream `name` (its viewers get 1001). Returns whether it existed.

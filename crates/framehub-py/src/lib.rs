@@ -21,6 +21,7 @@ mod config;
 mod convert;
 mod error;
 mod hub;
+mod lifecycle;
 mod stream;
 
 use pyo3::prelude::*;
@@ -29,6 +30,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<hub::Hub>()?;
+    m.add_class::<lifecycle::Lifecycle>()?;
     m.add_class::<asgi::AsgiBridge>()?;
     m.add_class::<asgi::ViewerChannel>()?;
     m.add_class::<stream::Stream>()?;

@@ -337,6 +337,28 @@ async fn publish_page(req: Request) -> Response {
     page("publish.html", StatusCode::OK, &hub_base(&parts))
 }
 
+/// A WebSocket upgrade to `what` (a stream or the publishers' route), once
+/// its `Origin` passed [`check_origin`] (HTTP 403 otherwise), with what the
+/// request tells about the client.
+async fn upgrade(
+    inner: &Inner,
+    parts: &mut Parts,
+    what: &str,
+) -> Result<(WebSocketUpgrade, ConnInfo), Response> {
+    if let Err(origin) = check_origin(inner, &parts.headers) {
+        tracing::info!(%origin, %what, "refused a WebSocket from a foreign origin");
+        return Err((
+            StatusCode::FORBIDDEN,
+            format!("origin '{origin}' is not allowed"),
+        )
+            .into_response());
+    }
+    let ws = WebSocketUpgrade::from_request_parts(parts, &())
+        .await
+        .map_err(IntoResponse::into_response)?;
+    Ok((ws, conn_info(parts, inner.cfg.trust_proxy)))
+}
+
 /// `/_/publish/<name>`: a remote publisher's feed (`publish.rs`).
 async fn publish(
     State(inner): State<Arc<Inner>>,
@@ -351,18 +373,10 @@ async fn publish(
         )
             .into_response();
     }
-    if let Err(origin) = check_origin(&inner, &parts.headers) {
-        return (
-            StatusCode::FORBIDDEN,
-            format!("origin '{origin}' is not allowed"),
-        )
-            .into_response();
-    }
-    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-        Ok(ws) => ws,
-        Err(rejection) => return rejection.into_response(),
+    let (ws, conn) = match upgrade(&inner, &mut parts, "_/publish").await {
+        Ok(u) => u,
+        Err(refused) => return refused,
     };
-    let conn = conn_info(&parts, inner.cfg.trust_proxy);
     let max = inner.cfg.max_frame_bytes;
     ws.max_message_size(max)
         .max_frame_size(max)
@@ -502,19 +516,10 @@ async fn ws_or_page(inner: Arc<Inner>, name: String, req: Request, page_name: &s
         };
         return page(page_name, status, &hub_base(&parts));
     }
-    if let Err(origin) = check_origin(&inner, &parts.headers) {
-        tracing::info!(%origin, stream = %name, "refused a WebSocket from a foreign origin");
-        return (
-            StatusCode::FORBIDDEN,
-            format!("origin '{origin}' is not allowed"),
-        )
-            .into_response();
-    }
-    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-        Ok(ws) => ws,
-        Err(rejection) => return rejection.into_response(),
+    let (ws, conn) = match upgrade(&inner, &mut parts, &name).await {
+        Ok(u) => u,
+        Err(refused) => return refused,
     };
-    let conn = conn_info(&parts, inner.cfg.trust_proxy);
     let ws = ws
         .max_message_size(inner.cfg.max_message_size)
         .max_frame_size(inner.cfg.max_message_size)

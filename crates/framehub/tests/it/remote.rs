@@ -25,6 +25,18 @@ async fn hub(grace: Duration) -> (Server, std::net::SocketAddr) {
     .await
 }
 
+/// A remote publisher of a 64×48 stream `name` on the hub at `addr`.
+async fn publisher(addr: std::net::SocketAddr, name: &str) -> RemoteStream {
+    RemoteStream::connect(
+        &format!("ws://{addr}/{name}"),
+        64,
+        48,
+        StreamConfig::default(),
+    )
+    .await
+    .unwrap()
+}
+
 /// Publishes `seed`'s pattern until `viewer` receives a frame showing it.
 async fn frame_of(remote: &RemoteStream, viewer: &mut Client, seed: u8) -> FrameHeader {
     let want = pattern(64, 48, seed);
@@ -57,10 +69,7 @@ async fn status(viewer: &mut Client) -> String {
 #[tokio::test]
 async fn a_remote_publisher_is_viewed_and_driven_like_a_local_stream() {
     let (server, addr) = hub(Duration::from_secs(10)).await;
-    let remote =
-        RemoteStream::connect(&format!("ws://{addr}/cam"), 64, 48, StreamConfig::default())
-            .await
-            .unwrap();
+    let remote = publisher(addr, "cam").await;
     assert_eq!(server.stream_names(), vec!["cam".to_string()]);
     let mut viewer = Client::open(addr, "/cam", &["image/jpeg"]).await;
     frame_of(&remote, &mut viewer, 1).await;
@@ -162,10 +171,7 @@ async fn a_publisher_back_within_the_grace_resumes_and_viewers_never_reconnect()
 #[tokio::test]
 async fn a_stream_ends_4410_when_its_publisher_does_not_come_back() {
     let (server, addr) = hub(Duration::from_millis(300)).await;
-    let remote =
-        RemoteStream::connect(&format!("ws://{addr}/cam"), 64, 48, StreamConfig::default())
-            .await
-            .unwrap();
+    let remote = publisher(addr, "cam").await;
     let mut viewer = Client::open(addr, "/cam", &["image/jpeg"]).await;
     frame_of(&remote, &mut viewer, 1).await;
     remote.close().await;
@@ -210,14 +216,7 @@ async fn close_code_of(
 #[tokio::test]
 async fn bad_publishers_are_closed_and_viewers_keep_the_last_good_picture() {
     let (_server, addr) = hub(Duration::from_secs(10)).await;
-    let remote = RemoteStream::connect(
-        &format!("ws://{addr}/good"),
-        64,
-        48,
-        StreamConfig::default(),
-    )
-    .await
-    .unwrap();
+    let remote = publisher(addr, "good").await;
     let mut viewer = Client::open(addr, "/good", &["image/jpeg"]).await;
     frame_of(&remote, &mut viewer, 1).await;
 
@@ -349,10 +348,7 @@ async fn the_lifecycle_tells_the_story_in_order_and_over_sse() {
         text.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
 
-    let remote =
-        RemoteStream::connect(&format!("ws://{addr}/cam"), 64, 48, StreamConfig::default())
-            .await
-            .unwrap();
+    let remote = publisher(addr, "cam").await;
     let mut viewer = Client::open(addr, "/cam", &["image/jpeg"]).await;
     frame_of(&remote, &mut viewer, 1).await;
     remote.close().await;
