@@ -84,7 +84,7 @@ export async function supportedFormats(imageOnly) {
  * @property {number} decodeQueueSize decodes under way
  * @property {number|null} closeCode code of the last close
  * @property {string} closeReason reason of the last close
- * @property {'online'|'offline'} publisher the publisher's state (a remote publisher may go offline for a while)
+ * @property {'online'|'offline'|'stalled'} publisher the publisher's state (a remote publisher may go offline for a while, or stall: not answer keyframe requests)
  * @property {number} reconnects connections opened after the first
  * @property {boolean|null} controller whether this viewer's input is delivered
  * @property {number} maxInflight
@@ -144,7 +144,7 @@ export class RemoteFramebufferView extends EventTarget {
     this._disposed = false;
     this._closeCode = null;
     this._closeReason = '';
-    /** @type {'online'|'offline'} the publisher's state (`status` messages) */
+    /** @type {'online'|'offline'|'stalled'} the publisher's state (`status` messages) */
     this._publisher = 'online';
     this._imageOnly = this.options.imageOnly;
     this._supported = supportedFormats(this._imageOnly);
@@ -395,8 +395,8 @@ export class RemoteFramebufferView extends EventTarget {
         this.dispatchEvent(new CustomEvent('control', { detail: { controller: this._controller } }));
         break;
       case 'status':
-        // A remote publisher left (the last picture stays) or came back.
-        this._publisher = msg.publisher === 'offline' ? 'offline' : 'online';
+        // A remote publisher left (the last picture stays), stalled, or came back.
+        this._publisher = ['offline', 'stalled'].includes(msg.publisher) ? msg.publisher : 'online';
         this.dispatchEvent(new CustomEvent('publisher', { detail: { publisher: this._publisher } }));
         break;
       default:

@@ -38,7 +38,7 @@ const stats = {
   closeCode: /** @type {number|null} */ (null),
   reconnects: 0,
   tier: 0,
-  /** @type {'online'|'offline'} a remote publisher's state */
+  /** @type {'online'|'offline'|'stalled'} a remote publisher's state */
   publisher: 'online',
 };
 Object.assign(window, { framehubView: view, framehubStats: stats });
@@ -114,7 +114,7 @@ view.addEventListener('state', (ev) => {
     tick();
     retryTimer = setInterval(tick, 100);
   } else {
-    el.textContent = d.state === 'open' && stats.publisher === 'offline' ? 'publisher offline' : d.state;
+    el.textContent = d.state === 'open' && stats.publisher !== 'online' ? publisherText(stats.publisher) : d.state;
   }
   if (d.state === 'error') showError(d.code, d.reason);
   else if (d.state === 'open') $('error').hidden = true;
@@ -139,10 +139,19 @@ view.addEventListener('publisher', (ev) => {
   stats.publisher = /** @type {CustomEvent} */ (ev).detail.publisher;
   const el = $('st-state');
   if (stats.state === 'open') {
-    el.textContent = stats.publisher === 'offline' ? 'publisher offline' : 'open';
-    el.className = `fh-state fh-state-${stats.publisher === 'offline' ? 'closed' : 'open'}`;
+    el.textContent = stats.publisher === 'online' ? 'open' : publisherText(stats.publisher);
+    el.className = `fh-state fh-state-${stats.publisher === 'online' ? 'open' : 'closed'}`;
   }
 });
+
+/**
+ * The status line's words for a publisher that is not online.
+ *
+ * @param {string} state `offline` or `stalled`
+ */
+function publisherText(state) {
+  return state === 'stalled' ? 'waiting for the publisher (no keyframe)' : 'publisher offline';
+}
 view.addEventListener('quality', renderStatus);
 view.addEventListener('config', renderStatus);
 

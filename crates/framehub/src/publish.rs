@@ -47,7 +47,7 @@ use crate::config::{InputPolicy, StreamConfig};
 use crate::events::lock;
 use crate::lifecycle::LifecycleEvent;
 use crate::server::Inner;
-use crate::stream::{Encoded, SourceKind, StreamShared, Variant};
+use crate::stream::{Encoded, PublisherState, SourceKind, StreamShared, Variant};
 use crate::viewer::ConnInfo;
 
 /// How often the feed re-checks demand even when nothing woke it (a
@@ -56,6 +56,10 @@ const DEMAND_TICK: Duration = Duration::from_millis(250);
 /// How often an unanswered keyframe request is sent again (the viewers'
 /// sessions ask at most once a second too, `docs/protocol.md` §10).
 const KEYFRAME_RETRY: Duration = Duration::from_secs(1);
+/// How long a keyframe request may go unanswered before viewers are told
+/// the publisher is stalled (`status` `"stalled"`; back to `"online"` with
+/// the next keyframe).
+pub(crate) const KEYFRAME_STALLED: Duration = Duration::from_secs(3);
 
 /// A remote stream's claim: who holds it, and its id and time shifts.
 pub(crate) struct Claim {
@@ -169,7 +173,7 @@ pub(crate) async fn run(inner: Arc<Inner>, name: String, conn: ConnInfo, mut soc
         .await
         .is_ok()
     {
-        stream.publisher_online.send_replace(true);
+        stream.publisher.send_replace(PublisherState::Online);
         tracing::info!(stream = %name, resumed, "publisher online");
         inner.announce(LifecycleEvent::PublisherOnline {
             stream: name.clone(),
@@ -326,7 +330,7 @@ fn release(inner: &Arc<Inner>, name: &str, stream: &Arc<StreamShared>, conn: u64
         claim.generation += 1;
         claim.generation
     };
-    stream.publisher_online.send_replace(false);
+    stream.publisher.send_replace(PublisherState::Offline);
     tracing::info!(stream = %name, "publisher offline");
     inner.announce(LifecycleEvent::PublisherOffline {
         stream: name.to_string(),
@@ -383,6 +387,8 @@ async fn feed_loop(
     // again at most once per KEYFRAME_RETRY while the publisher does not answer.
     // (None: not sent yet.)
     let mut asked: HashMap<u8, Option<Instant>> = HashMap::new();
+    // When each unanswered request was first made (for `stalled`).
+    let mut waiting_since: HashMap<u8, Instant> = HashMap::new();
     loop {
         // Up: demand when it changed, keyframe requests, events.
         let (outputs, patch_viewers) = stream.demand_snapshot();
@@ -398,7 +404,19 @@ async fn feed_loop(
         let now = Instant::now();
         for tier in stream.take_keyframe_requests() {
             asked.entry(tier).or_insert(None);
+            waiting_since.entry(tier).or_insert(now);
         }
+        let stalled = waiting_since
+            .values()
+            .any(|t| now.duration_since(*t) >= KEYFRAME_STALLED);
+        let state = if stalled {
+            PublisherState::Stalled
+        } else {
+            PublisherState::Online
+        };
+        stream
+            .publisher
+            .send_if_modified(|s| std::mem::replace(s, state) != state);
         for (tier, at) in asked.iter_mut() {
             if at.is_none_or(|t| now.duration_since(t) >= KEYFRAME_RETRY) {
                 *at = Some(now);
@@ -432,6 +450,7 @@ async fn feed_loop(
                 Some(Ok(Message::Binary(b))) => match offer_unit(inner, stream, b, shift) {
                     Ok(Some(tier)) => {
                         asked.remove(&tier);
+                        waiting_since.remove(&tier);
                     }
                     Ok(None) => {}
                     Err(why) => return (close_code::POLICY, why),

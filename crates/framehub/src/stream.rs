@@ -170,15 +170,39 @@ pub(crate) struct StreamShared {
     /// Woken when demand or keyframe requests change (a remote source's feed
     /// task forwards them; nothing waits on it for a local source).
     pub(crate) feed_wake: tokio::sync::Notify,
-    /// Whether the publisher is online (always, for a local source); viewers
+    /// The publisher's state (always online, for a local source); viewers
     /// are told when it changes (`status`).
-    pub(crate) publisher_online: watch::Sender<bool>,
+    pub(crate) publisher: watch::Sender<PublisherState>,
     /// The close code and reason viewers get when the stream is shut down
     /// (default 1001 "stream removed").
     end_reason: Mutex<(u16, String)>,
     /// The hub's lifecycle channel, once the stream is in a hub (viewers joined and left).
     pub(crate) lifecycle:
         std::sync::OnceLock<tokio::sync::broadcast::Sender<crate::lifecycle::LifecycleEvent>>,
+}
+
+/// A stream's publisher as its viewers are told (`status`, `docs/protocol.md` §4.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PublisherState {
+    /// Frames come.
+    Online,
+    /// A remote publisher's feed dropped; the stream ends after the grace period.
+    Offline,
+    /// A remote publisher is connected but has not answered a keyframe
+    /// request for [`crate::publish::KEYFRAME_STALLED`]: video viewers that
+    /// wait for one see no new picture.
+    Stalled,
+}
+
+impl PublisherState {
+    /// As sent in `status.publisher`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PublisherState::Online => "online",
+            PublisherState::Offline => "offline",
+            PublisherState::Stalled => "stalled",
+        }
+    }
 }
 
 /// Where a stream's encoded units come from: the source half of the stream.
@@ -306,7 +330,7 @@ impl StreamShared {
             pool: FramePool::default(),
             source,
             feed_wake: tokio::sync::Notify::new(),
-            publisher_online: watch::channel(true).0,
+            publisher: watch::channel(PublisherState::Online).0,
             end_reason: Mutex::new((
                 framehub_proto::close_code::GOING_AWAY,
                 "stream removed".into(),

@@ -172,8 +172,8 @@ pub(crate) async fn run<S, E>(
     let mut closed = stream.closed.subscribe();
     let mut principal: Option<Principal> = None;
     // The publisher's state as this viewer was last told (`status`).
-    let mut publisher = stream.publisher_online.subscribe();
-    let mut told_online = true;
+    let mut publisher = stream.publisher.subscribe();
+    let mut told = crate::stream::PublisherState::Online;
 
     loop {
         // 1. Carry out everything the session has to say.
@@ -338,11 +338,11 @@ pub(crate) async fn run<S, E>(
         }
         demand.set(session.wants_frames());
         if registration.is_some() {
-            let online = *publisher.borrow_and_update();
-            if online != told_online {
-                told_online = online;
+            let state = *publisher.borrow_and_update();
+            if state != told {
+                told = state;
                 let status = framehub_proto::ServerMessage::Status {
-                    publisher: if online { "online" } else { "offline" }.into(),
+                    publisher: state.as_str().into(),
                 };
                 if send(
                     &mut socket,

@@ -408,7 +408,7 @@ async fn an_unanswered_keyframe_request_is_repeated_and_a_flood_is_latest_wins()
     ws.send(Message::Text(claim.to_string().into()))
         .await
         .unwrap();
-    let _video = Client::open(addr, "/v", &["webcodecs/h264-annexb"]).await;
+    let mut video = Client::open(addr, "/v", &["webcodecs/h264-annexb"]).await;
     let started = std::time::Instant::now();
     let mut asks = Vec::new();
     while asks.len() < 3 {
@@ -427,6 +427,21 @@ async fn an_unanswered_keyframe_request_is_repeated_and_a_flood_is_latest_wins()
             "asked again after {gap:?}"
         );
     }
+
+    // Unanswered for 3 s: the video viewer is told the publisher is stalled
+    // (its picture will not come), and told again once a keyframe comes.
+    assert_eq!(status(&mut video).await, "stalled");
+    let h = json!({"variant":{"format":"h264","tier":0},"frame_id":1,"source_id":1,
+                   "timestamp_us":0,"width":64,"height":48,"keyframe":true})
+    .to_string();
+    let mut m = (h.len() as u32).to_le_bytes().to_vec();
+    m.extend_from_slice(h.as_bytes());
+    // SPS, PPS and IDR slice NAL headers: what the hub checks (it does not decode).
+    m.extend_from_slice(&[
+        0, 0, 0, 1, 0x67, 0x42, 0, 0, 0, 1, 0x68, 0xce, 0, 0, 0, 1, 0x65, 0x88,
+    ]);
+    ws.send(Message::Binary(m.into())).await.unwrap();
+    assert_eq!(status(&mut video).await, "online");
 
     // A flood of 300 JPEG units: the viewer's first frame is one of the last.
     let mut jpeg_viewer = Client::open(addr, "/v", &["image/jpeg"]).await;
