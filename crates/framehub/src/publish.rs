@@ -70,6 +70,8 @@ pub(crate) struct Claim {
     generation: u64,
     /// The largest frame id offered to viewers so far.
     max_id: u64,
+    /// The largest picture (`source_id`) offered so far.
+    max_source: u64,
 }
 
 struct Holder {
@@ -285,6 +287,7 @@ fn take(
             }),
             generation: 0,
             max_id: 0,
+            max_source: 0,
         },
     );
     Ok(Taken {
@@ -522,11 +525,18 @@ fn offer_unit(
     if let FrameKind::Image { patch: Some(p), .. } = &mut info.kind {
         p.base_id += shift.ids;
     }
-    {
+    let new_picture = {
         let mut claims = lock(&inner.claims);
-        if let Some(c) = claims.get_mut(&stream.name) {
+        claims.get_mut(&stream.name).is_some_and(|c| {
+            let newer = info.source_id > c.max_source;
+            c.max_source = c.max_source.max(info.source_id);
             c.max_id = c.max_id.max(info.frame_id).max(info.source_id);
-        }
+            newer
+        })
+    };
+    // The first unit of each picture counts as its publish (`/streams`' fps).
+    if new_picture {
+        stream.count_publish(Instant::now());
     }
     let still = matches!(info.kind, FrameKind::Image { still: true, .. });
     if let Some(c) = stream.encodes.get(&variant).filter(|_| !still) {

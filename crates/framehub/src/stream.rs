@@ -463,19 +463,7 @@ impl StreamShared {
         });
         self.width.store(width, Ordering::Relaxed);
         self.height.store(height, Ordering::Relaxed);
-        self.published.fetch_add(1, Ordering::Relaxed);
-        {
-            let mut times = lock(&self.publish_times);
-            while times
-                .front()
-                .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(1))
-            {
-                times.pop_front();
-            }
-            if times.len() < 10_000 {
-                times.push_back(now);
-            }
-        }
+        self.count_publish(now);
         let mut s = lock(&self.shared);
         if s.shutdown {
             return Err(Error::Closed);
@@ -485,6 +473,22 @@ impl StreamShared {
         // Any idle encode thread may take it.
         self.wake.notify_all();
         Ok(())
+    }
+
+    /// Counts a frame published at `now` (by this process, or a new
+    /// picture from a remote publisher) for [`StreamShared::publish_rate`].
+    pub fn count_publish(&self, now: Instant) {
+        self.published.fetch_add(1, Ordering::Relaxed);
+        let mut times = lock(&self.publish_times);
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(1))
+        {
+            times.pop_front();
+        }
+        if times.len() < 10_000 {
+            times.push_back(now);
+        }
     }
 
     /// Frames published over the last second.

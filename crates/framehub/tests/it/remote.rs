@@ -73,6 +73,11 @@ async fn a_remote_publisher_is_viewed_and_driven_like_a_local_stream() {
     assert_eq!(server.stream_names(), vec!["cam".to_string()]);
     let mut viewer = Client::open(addr, "/cam", &["image/jpeg"]).await;
     frame_of(&remote, &mut viewer, 1).await;
+    // `/streams` counts the remote publisher's pictures as its fps.
+    let (code, body) = http_get(addr, "/streams").await;
+    assert_eq!(code, 200);
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(list[0]["fps"].as_f64().unwrap() >= 1.0, "{list}");
     // The hub passes encoded bytes through: it encoded nothing itself.
     assert_eq!(
         server
