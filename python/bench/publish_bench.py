@@ -70,7 +70,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def natural(w: int, h: int, seed: int) -> np.ndarray:
     """An RGB picture built like ``framehub bench``'s ``natural`` one
-    (crates/framehub-cli/src/bench/picture.rs), with numpy's random numbers."""
+    (crates/framehub-bench/src/bench/picture.rs), with numpy's random numbers."""
     rng = np.random.default_rng(seed + 1)
     fx = (np.arange(w, dtype=np.float32) / w)[None, :]
     fy = (np.arange(h, dtype=np.float32) / h)[:, None]

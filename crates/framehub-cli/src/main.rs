@@ -22,13 +22,12 @@ macro_rules! esay {
     }};
 }
 
-mod bench;
-mod demo;
 mod pipe;
 mod run_demo;
 mod serve;
-mod soak;
 mod y4m;
+
+use framehub_bench::{bench, soak};
 
 use clap::{Parser, Subcommand};
 

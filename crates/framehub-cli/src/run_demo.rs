@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use framehub::{Frame, Server, StreamConfig};
 
-use crate::demo::{self, Scene};
+use framehub_demo::{self as demo, Scene};
 
 /// Options of `framehub demo`.
 #[derive(clap::Args, Debug)]

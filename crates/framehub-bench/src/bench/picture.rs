@@ -181,7 +181,7 @@ const CHART_FRAMES: usize = 45;
 /// Frame `i` of the demo's chart at `width` × `height`: its picture at
 /// 10 s + `i`/15 s (10 s in, the plot is full of signal).
 fn chart(width: u32, height: u32, i: usize) -> Vec<u8> {
-    use crate::demo::{chart::Chart, Scene};
+    use framehub_demo::{chart::Chart, Scene};
     let mut scene = Chart::new();
     scene.handle_event(&framehub::InputEvent::Resize(
         framehub::event::ResizeEvent {

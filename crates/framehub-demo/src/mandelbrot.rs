@@ -391,7 +391,7 @@ fn palette() -> Vec<[u8; 4]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::demo::test_util::*;
+    use crate::test_util::*;
 
     /// The view: centre (re, im) and magnification relative to the initial view.
     fn view(m: &Mandelbrot) -> ((f64, f64), f64) {

@@ -255,7 +255,7 @@ impl Scene for Plasma {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::demo::test_util::*;
+    use crate::test_util::*;
 
     fn px(buf: &[u8], w: usize, x: usize, y: usize) -> [u8; 4] {
         let i = (y * w + x) * 4;

@@ -9,6 +9,8 @@
 //!   tick at 60 Hz) with a glow following the pointer;
 //! * [`chart::Chart`] (`"chart"`): a live scrolling chart at 15 Hz with hover cursor.
 
+#![deny(missing_docs)]
+
 use framehub_proto::event::ResizeEvent;
 use framehub_proto::InputEvent;
 

@@ -372,7 +372,7 @@ fn glyph(ch: char) -> [u8; 7] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::demo::test_util::*;
+    use crate::test_util::*;
 
     fn dark(buf: &[u8], w: usize, x: i64, y: i64) -> bool {
         let i = (y as usize * w + x as usize) * 4;
