@@ -499,3 +499,19 @@ async fn an_unanswered_keyframe_request_is_repeated_and_a_flood_is_latest_wins()
     }
     assert!(open, "the flooding publisher was not closed");
 }
+
+/// A unit over `max_frame_bytes` closes the feed with 1009 (and the
+/// publisher reads that code: the hub's lingering close drains the rest).
+#[tokio::test]
+async fn a_unit_over_max_frame_bytes_closes_the_feed_1009() {
+    let (_server, addr) = hub_with(ServerConfig {
+        max_frame_bytes: 64 << 10,
+        ..Default::default()
+    })
+    .await;
+    let mut ws = raw_publisher(addr, "big").await;
+    ws.send(Message::Binary(vec![0u8; 1 << 20].into()))
+        .await
+        .unwrap();
+    assert_eq!(close_code_of(&mut ws).await, 1009);
+}
