@@ -270,7 +270,7 @@ fn take(
         name.to_string(),
         shape.width,
         shape.height,
-        stream_config(shape),
+        stream_config(shape, &inner.cfg),
         SourceKind::Remote,
         shape.h264_codec.clone().unwrap_or_default(),
     );
@@ -299,8 +299,12 @@ fn take(
     })
 }
 
-/// The fan-out half's configuration for a remote stream of `shape`.
-fn stream_config(shape: &StreamShape) -> StreamConfig {
+/// The fan-out half's configuration for a remote stream of `shape`. Its
+/// viewers are authenticated by the hub-wide authenticator
+/// (`ServerConfig::authenticate`), when there is one: the program that
+/// publishes is elsewhere, and a stream of this hub is never more open than
+/// its REST routes.
+fn stream_config(shape: &StreamShape, hub: &crate::ServerConfig) -> StreamConfig {
     StreamConfig {
         quality: shape.quality,
         preferred_image: shape.preferred_image,
@@ -313,6 +317,7 @@ fn stream_config(shape: &StreamShape) -> StreamConfig {
             "none" => InputPolicy::None,
             _ => InputPolicy::All,
         },
+        authenticate: hub.authenticate.clone(),
         ..StreamConfig::default()
     }
 }

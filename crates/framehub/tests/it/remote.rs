@@ -515,3 +515,26 @@ async fn a_unit_over_max_frame_bytes_closes_the_feed_1009() {
         .unwrap();
     assert_eq!(close_code_of(&mut ws).await, 1009);
 }
+
+/// A remote stream's viewers are authenticated by the hub-wide
+/// authenticator (the publishing program is elsewhere).
+#[tokio::test]
+async fn a_remote_streams_viewers_pass_the_hubs_authenticator() {
+    let auth = framehub::authenticator(|ctx: framehub::AuthContext| async move {
+        match ctx.token.as_deref() {
+            Some("viewer-ok") => Ok(Some(framehub::Principal::new("ann"))),
+            _ => Err(framehub::AuthError("no".into())),
+        }
+    });
+    let (_server, addr) = hub_with(ServerConfig {
+        authenticate: Some(auth),
+        ..Default::default()
+    })
+    .await;
+    let remote = publisher(addr, "cam").await;
+    let mut refused = Client::connect(addr, "/cam").await;
+    refused.hello(&["image/jpeg"]).await;
+    assert_eq!(refused.recv_close().await.0, 4401);
+    let mut viewer = Client::open(addr, "/cam?token=viewer-ok", &["image/jpeg"]).await;
+    frame_of(&remote, &mut viewer, 1).await;
+}
