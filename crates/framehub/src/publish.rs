@@ -397,8 +397,81 @@ async fn feed_loop(
     let mut asked: HashMap<u8, Option<Instant>> = HashMap::new();
     // When each unanswered request was first made (for `stalled`).
     let mut waiting_since: HashMap<u8, Instant> = HashMap::new();
+    // Whether to look at what goes up: not after an ordinary unit (the hot
+    // path), only after a wake-up, the tick, or a keyframe that answered a request.
+    let mut refresh = true;
     loop {
-        // Up: demand when it changed, keyframe requests, events.
+        if std::mem::take(&mut refresh) {
+            if let Err(lost) = send_up(
+                stream,
+                socket,
+                &mut last_demand,
+                &mut asked,
+                &mut waiting_since,
+            )
+            .await
+            {
+                return lost;
+            }
+        }
+        refresh = tokio::select! {
+            msg = socket.next() => match msg {
+                Some(Ok(Message::Binary(b))) => match offer_unit(inner, stream, b, shift) {
+                    Ok(Some(tier)) => {
+                        asked.remove(&tier);
+                        waiting_since.remove(&tier).is_some()
+                    }
+                    Ok(None) => false,
+                    Err(why) => return (close_code::POLICY, why),
+                },
+                Some(Ok(Message::Text(t))) => match SourceMessage::parse(t.as_str()) {
+                    Ok(SourceMessage::Info { width, height, h264_codec }) => {
+                        stream.set_size(width, height);
+                        if let Some(c) = h264_codec {
+                            *lock(&stream.codec) = c;
+                        }
+                        false
+                    }
+                    Ok(SourceMessage::Claim { .. }) => {
+                        return (close_code::POLICY, "a second claim".into());
+                    }
+                    Err(e) => return (close_code::POLICY, e.to_string()),
+                },
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => false,
+                Some(Ok(Message::Close(_))) | None => return (close_code::NORMAL, String::new()),
+                Some(Err(e)) => {
+                    let msg = e.to_string();
+                    if msg.contains("too long") || msg.contains("Space limit") {
+                        return (close_code::TOO_BIG, "unit over max_frame_bytes".into());
+                    }
+                    return (close_code::GOING_AWAY, "feed lost".into());
+                }
+            },
+            () = stream.feed_wake.notified() => true,
+            () = stream.events.notify.notified() => true,
+            _ = tick.tick() => true,
+            _ = kick.changed() => {
+                return (close_code::NAME_TAKEN, "taken over by the same publisher".into());
+            }
+            _ = shutdown.changed() => return (close_code::GOING_AWAY, "hub shutting down".into()),
+            _ = closed.changed() => return (close_code::GOING_AWAY, "stream removed".into()),
+        };
+    }
+}
+
+/// Sends up what changed since the last call: the demand (when it differs
+/// from `last_demand`), keyframe requests (new ones at once, unanswered ones
+/// again after [`KEYFRAME_RETRY`]; the publisher's state turns `stalled`
+/// after [`KEYFRAME_STALLED`]), and the viewers' events.
+/// Errors: the close code and reason when the feed is lost.
+async fn send_up(
+    stream: &StreamShared,
+    socket: &mut WebSocket,
+    last_demand: &mut Option<HubMessage>,
+    asked: &mut HashMap<u8, Option<Instant>>,
+    waiting_since: &mut HashMap<u8, Instant>,
+) -> Result<(), (u16, String)> {
+    {
         let (outputs, patch_viewers) = stream.demand_snapshot();
         let demand = HubMessage::Demand {
             outputs,
@@ -407,7 +480,7 @@ async fn feed_loop(
         let mut up = Vec::new();
         if last_demand.as_ref() != Some(&demand) {
             up.push(demand.clone());
-            last_demand = Some(demand);
+            *last_demand = Some(demand);
         }
         let now = Instant::now();
         for tier in stream.take_keyframe_requests() {
@@ -449,52 +522,11 @@ async fn feed_loop(
                 .await
                 .is_err()
             {
-                return (close_code::GOING_AWAY, "feed lost".into());
+                return Err((close_code::GOING_AWAY, "feed lost".into()));
             }
-        }
-
-        tokio::select! {
-            msg = socket.next() => match msg {
-                Some(Ok(Message::Binary(b))) => match offer_unit(inner, stream, b, shift) {
-                    Ok(Some(tier)) => {
-                        asked.remove(&tier);
-                        waiting_since.remove(&tier);
-                    }
-                    Ok(None) => {}
-                    Err(why) => return (close_code::POLICY, why),
-                },
-                Some(Ok(Message::Text(t))) => match SourceMessage::parse(t.as_str()) {
-                    Ok(SourceMessage::Info { width, height, h264_codec }) => {
-                        stream.set_size(width, height);
-                        if let Some(c) = h264_codec {
-                            *lock(&stream.codec) = c;
-                        }
-                    }
-                    Ok(SourceMessage::Claim { .. }) => {
-                        return (close_code::POLICY, "a second claim".into());
-                    }
-                    Err(e) => return (close_code::POLICY, e.to_string()),
-                },
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(_))) | None => return (close_code::NORMAL, String::new()),
-                Some(Err(e)) => {
-                    let msg = e.to_string();
-                    if msg.contains("too long") || msg.contains("Space limit") {
-                        return (close_code::TOO_BIG, "unit over max_frame_bytes".into());
-                    }
-                    return (close_code::GOING_AWAY, "feed lost".into());
-                }
-            },
-            () = stream.feed_wake.notified() => {}
-            () = stream.events.notify.notified() => {}
-            _ = tick.tick() => {}
-            _ = kick.changed() => {
-                return (close_code::NAME_TAKEN, "taken over by the same publisher".into());
-            }
-            _ = shutdown.changed() => return (close_code::GOING_AWAY, "hub shutting down".into()),
-            _ = closed.changed() => return (close_code::GOING_AWAY, "stream removed".into()),
         }
     }
+    Ok(())
 }
 
 /// Checks one unit from the publisher and offers it to the viewers;
