@@ -26,7 +26,11 @@ mod assets {
 
 /// Builds the router over a hub's state.
 pub(crate) fn router(inner: Arc<Inner>) -> Router {
-    Router::new()
+    let router = Router::new();
+    // WebRTC signalling (feature `webrtc`, webrtc.rs).
+    #[cfg(feature = "webrtc")]
+    let router = crate::webrtc::routes(router);
+    router
         .route("/health", get(|| async { "ok" }))
         .route("/streams", get(list_streams))
         .route("/streams/{name}/metrics", get(stream_metrics))
@@ -100,7 +104,7 @@ fn page(name: &str, status: StatusCode, base: &str) -> Response {
 
 /// The hub's root as the browser sees it: the original request path less
 /// the path the hub's router matched (`/fh/cam` matched as `/cam` → `/fh/`).
-fn hub_base(parts: &axum::http::request::Parts) -> String {
+pub(crate) fn hub_base(parts: &axum::http::request::Parts) -> String {
     let inner = parts.uri.path();
     let original = parts
         .extensions

@@ -42,6 +42,8 @@ mod stream;
 #[cfg(feature = "h264")]
 mod video;
 mod viewer;
+#[cfg(feature = "webrtc")]
+mod webrtc;
 
 pub use attach::{
     AttachError, SessionEnded, TrySend, ViewerChannel, ViewerMessage, ViewerReceiver,
@@ -49,7 +51,7 @@ pub use attach::{
 };
 pub use config::{
     authenticator, AuthContext, AuthError, AuthFuture, Authenticator, InputFilter, InputPolicy,
-    Origins, ResizePolicy, ServerConfig, StreamConfig, IMAGE_TIER_STEPS,
+    Origins, ResizePolicy, ServerConfig, StreamConfig, WebRtcConfig, IMAGE_TIER_STEPS,
 };
 pub use error::{check_stream_name, Error, RESERVED_NAMES};
 pub use events::ViewerEvent;

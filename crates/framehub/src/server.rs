@@ -32,6 +32,9 @@ pub(crate) struct Inner {
     pub(crate) claims: Mutex<crate::publish::Claims>,
     /// Lifecycle events (`GET /_/events`, [`Server::lifecycle`]).
     pub(crate) lifecycle: tokio::sync::broadcast::Sender<LifecycleEvent>,
+    /// The WebRTC endpoint (feature `webrtc`), bound when the hub listens.
+    #[cfg(feature = "webrtc")]
+    pub(crate) webrtc: std::sync::OnceLock<framehub_webrtc::Endpoint>,
 }
 
 /// Hub-wide counts of refused and closed viewers (`GET /_/metrics`).
@@ -354,6 +357,8 @@ impl Server {
             counters: Arc::new(HubCounters::default()),
             claims: Mutex::new(Default::default()),
             lifecycle: tokio::sync::broadcast::channel(crate::lifecycle::LIFECYCLE_BUFFER).0,
+            #[cfg(feature = "webrtc")]
+            webrtc: std::sync::OnceLock::new(),
         });
         Server {
             _guard: Arc::new(CloseOnDrop(Arc::clone(&inner))),
@@ -436,6 +441,8 @@ impl Server {
         }
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
+        #[cfg(feature = "webrtc")]
+        crate::webrtc::start(&self.inner, local).await?;
         let shutdown = self.inner.shutdown.subscribe();
         let task = tokio::spawn(crate::listen::serve(
             Arc::clone(&self.inner),
@@ -520,6 +527,11 @@ impl Server {
     /// viewers to be told.
     pub async fn close(&self) {
         self.inner.begin_shutdown();
+        // Its UDP port is released once its peers have ended.
+        #[cfg(feature = "webrtc")]
+        if let Some(e) = self.inner.webrtc.get() {
+            e.close();
+        }
         let task = lock(&self.inner.listener).take();
         if let Some(task) = task {
             let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
