@@ -209,7 +209,11 @@ a=max-message-size:262144\r\n";
 
     #[test]
     fn what_is_missing_is_named() {
-        let no_h264 = OFFER.replace("a=rtpmap:102 H264/90000\r\n", "").replace(
+        let no_h264 = OFFER
+            .replace("SAVPF 96 102", "SAVPF 96")
+            .replace("a=rtcp-fb:102 nack pli\r\n", "")
+            .replace("a=rtpmap:102 H264/90000\r\n", "")
+            .replace(
             "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n",
             "",
         );
