@@ -54,11 +54,11 @@ pub use config::{
 pub use error::{check_stream_name, Error, RESERVED_NAMES};
 pub use events::ViewerEvent;
 pub use frame::Frame;
-pub use http::{web_asset, web_asset_names};
 pub use framehub_proto::{
     self as proto, event, AdaptConfig, ImageFormat, InputEvent, OutputFormat, Principal,
     QualityTier, SessionMetrics,
 };
+pub use http::{web_asset, web_asset_names};
 pub use lifecycle::LifecycleEvent;
 pub use remote::{RemoteOptions, RemoteStream};
 pub use server::{HubCounters, Server, ServerBuilder};
