@@ -18,7 +18,7 @@ python=${PYTHON:-python3}
 if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
-deps="maturin>=1.7,<2 pytest pytest-asyncio websockets numpy matplotlib mypy uvicorn starlette fastapi httpx selenium anywidget jupyterlab rendercanvas"
+deps="maturin>=1.7,<2 pytest pytest-asyncio websockets numpy matplotlib mypy uvicorn starlette fastapi httpx selenium anywidget jupyterlab jupyter-server-proxy rendercanvas"
 if [ "$(cat "$venv/.framehub-deps" 2>/dev/null)" != "$deps" ]; then
   "$venv/bin/python" -m pip install -q --upgrade pip
   # shellcheck disable=SC2086

@@ -132,10 +132,11 @@ function render({ model, el }) {
     root.dataset.via = where.via;
     v.addEventListener('state', (e) => {
       root.dataset.state = e.detail.state;
+      status.textContent = statusText(v.getStats(), via);
       if (e.detail.state === 'error') status.textContent = `error ${e.detail.code ?? ''} ${e.detail.reason || ''}`;
     });
     v.addEventListener('stats', (e) => {
-      if (e.detail.source === 'client' && model.get('status')) status.textContent = statusText(e.detail, via);
+      if (e.detail.source === 'client') status.textContent = statusText(e.detail, via);
     });
     // Expose the view to page scripts (tests, measurements).
     (globalThis.__framehubViews ||= new Set()).add(v);

@@ -1,0 +1,149 @@
+"""framehub's notebook widget in a real JupyterLab, driven by headless Chromium.
+
+A notebook starts a hub with two streams, publishes a picture into each
+and displays their widgets (one through jupyter-server-proxy when it is
+installed, one straight to the hub's port). The test reads the pictures
+back from the widgets' canvases, clicks in one and finds the click in what
+the kernel's ``poll_events()`` got (a kernel thread writes it to a file);
+re-displaying the widget makes a second viewer, closing it closes both.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+if importlib.util.find_spec("jupyterlab") is None or importlib.util.find_spec("anywidget") is None:
+    pytest.skip("jupyterlab and anywidget are not installed", allow_module_level=True)
+
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+
+from notebook_harness import Lab, chromium, jupyter_lab, wait_for, write_notebook
+
+ROOT = Path(__file__).resolve().parents[2]
+HAS_PROXY = importlib.util.find_spec("jupyter_server_proxy") is not None
+
+SETUP = """\
+import json, threading, time
+import numpy as np
+import framehub, framehub.sync as fh
+
+def quadrants(w, h, colours):
+    f = np.empty((h, w, 3), np.uint8)
+    for i, c in enumerate(colours):
+        qx, qy = i % 2, i // 2
+        f[qy * h // 2:(qy + 1) * h // 2, qx * w // 2:(qx + 1) * w // 2] = c
+    return f
+
+server = fh.serve_server(port=0)
+a = server.add_stream("a", 320, 240)
+a.publish(quadrants(320, 240, [(220, 40, 40), (40, 200, 70), (40, 70, 230), (230, 220, 40)]))
+b = server.add_stream("b", 160, 120)
+b.publish(np.full((120, 160, 3), (250, 130, 20), np.uint8))
+
+def watch(path):
+    with open(path, "a") as out:
+        while True:
+            for ev in a.poll_events():
+                e = ev.event
+                out.write(json.dumps({"type": e.get("type"), "x": e.get("x"), "y": e.get("y")}) + "\\n")
+            out.write(json.dumps({"clients": [a.client_count, b.client_count]}) + "\\n")
+            out.flush()
+            time.sleep(0.05)
+
+threading.Thread(target=watch, args=(EVENTS,), daemon=True).start()
+wa = a.widget(height=240, width=320)
+wa
+"""
+
+CELLS = [
+    SETUP,
+    "wb = framehub.widget(b, height=120, width=160, proxy=False)\nwb",
+    "display(wa)",
+    "wa.close(); wb.close()",
+]
+
+# The RGB at a fraction of the backing size of the widget canvas number
+# arguments[0] (in document order).
+READ_PIXEL = """
+const c = document.querySelectorAll('.framehub-widget canvas')[arguments[0]];
+if (!c || c.width === 0) return null;
+const x = Math.floor(arguments[1] * c.width), y = Math.floor(arguments[2] * c.height);
+const d = c.getContext('2d').getImageData(x, y, 1, 1).data;
+return [d[0], d[1], d[2]];
+"""
+
+WIDGETS = "return [...document.querySelectorAll('.framehub-widget')].map(e => [e.dataset.via, e.dataset.state, e.dataset.url])"
+
+
+def close(rgb: Any, want: tuple[int, int, int], tol: int = 24) -> bool:
+    return rgb is not None and max(abs(a - b) for a, b in zip(rgb, want)) <= tol
+
+
+def test_widget_in_jupyterlab_shows_the_stream_and_input_reaches_the_kernel(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text("")
+    cells = [f"EVENTS = {str(events)!r}\n" + CELLS[0], *CELLS[1:]]
+    write_notebook(tmp_path / "fh.ipynb", cells)
+
+    def records() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in events.read_text().splitlines() if line.strip()]
+
+    def clients() -> list[int] | None:
+        got = [r["clients"] for r in records() if "clients" in r]
+        return got[-1] if got else None
+
+    t0 = time.monotonic()
+    with jupyter_lab(tmp_path) as base, chromium(tmp_path / "profile") as driver:
+        lab = Lab(driver, base, "fh.ipynb")
+        lab.run(0)
+        lab.run(1)
+        wait_for("two widgets", lambda: len(driver.execute_script(WIDGETS)) == 2)
+
+        # Stream a's quadrants and stream b's orange, read back from the canvases.
+        quads = {(0, 0): (220, 40, 40), (1, 0): (40, 200, 70), (0, 1): (40, 70, 230), (1, 1): (230, 220, 40)}
+        wait_for("stream a's picture in the first widget", lambda: all(
+            close(driver.execute_script(READ_PIXEL, 0, 0.25 + 0.5 * qx, 0.25 + 0.5 * qy), rgb)
+            for (qx, qy), rgb in quads.items()))
+        wait_for("stream b's picture in the second widget",
+                 lambda: close(driver.execute_script(READ_PIXEL, 1, 0.5, 0.5), (250, 130, 20)))
+        widgets = driver.execute_script(WIDGETS)
+        assert widgets[0][0] == ("proxy" if HAS_PROXY else "direct"), widgets
+        assert widgets[1][0] == "direct", widgets
+        if HAS_PROXY:
+            assert "/proxy/" in widgets[0][2] and widgets[0][2].endswith("/a"), widgets
+        assert all(w[1] == "open" for w in widgets), widgets
+        wait_for("one viewer of each stream", lambda: clients() == [1, 1])
+        status = wait_for("the status line", lambda: "320×240" in (s := driver.execute_script(
+            "return document.querySelector('.framehub-status').textContent")) and s)
+        assert status.startswith("open · 320×240 · "), status
+        (tmp_path / "shot.png").write_bytes(driver.get_screenshot_as_png())
+        (ROOT / "target" / "notebook-widget.png").write_bytes(driver.get_screenshot_as_png())
+
+        # A click 60 px right of and 40 px below the first canvas's centre
+        # (a 320x240 frame in a 320x240 canvas: frame pixel (220, 160)).
+        canvas = driver.find_elements(By.CSS_SELECTOR, ".framehub-widget canvas")[0]
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
+        ActionChains(driver).move_to_element_with_offset(canvas, 60, 40).click().perform()
+        down = wait_for("the click at poll_events() in the kernel",
+                        lambda: [r for r in records() if r.get("type") == "pointer_down"])[0]
+        assert abs(down["x"] - 220) <= 3 and abs(down["y"] - 160) <= 3, down
+        wait_for("the release", lambda: any(r.get("type") == "pointer_up" for r in records()))
+
+        # Displaying the widget again makes another view: a second viewer.
+        lab.run(2)
+        wait_for("three widget views", lambda: len(driver.execute_script(WIDGETS)) == 3)
+        wait_for("two viewers of stream a", lambda: clients() == [2, 1])
+        wait_for("the picture in the new view", lambda: close(driver.execute_script(READ_PIXEL, 2, 0.25, 0.25), (220, 40, 40)))
+
+        # Closing the widgets removes their views and closes their WebSockets.
+        lab.run(3)
+        wait_for("no view left", lambda: len(driver.execute_script(WIDGETS)) == 0)
+        wait_for("no viewer left", lambda: clients() == [0, 0])
+    assert time.monotonic() - t0 < 90
