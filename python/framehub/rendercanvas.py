@@ -14,9 +14,13 @@ pygfx / fastplotlib / wgpu-py program runs unchanged in the browser::
         def draw():
             ctx.set_bitmap(render_numpy_rgba())
 
-        await loop.run_async()                     # rendercanvas's asyncio loop
+        await asyncio.sleep(3600)   # rendercanvas's loop runs inside the running asyncio loop
 
     asyncio.run(main())
+
+Inside a running asyncio loop (``asyncio.run``, Jupyter, marimo)
+rendercanvas's asyncio ``loop`` runs by itself; a plain script without
+asyncio creates its canvases and calls ``loop.run()``.
 
 Needs ``pip install 'framehub[rendercanvas]'`` (rendercanvas, numpy).
 

@@ -147,3 +147,103 @@ def test_widget_in_jupyterlab_shows_the_stream_and_input_reaches_the_kernel(tmp_
         wait_for("no view left", lambda: len(driver.execute_script(WIDGETS)) == 0)
         wait_for("no viewer left", lambda: clients() == [0, 0])
     assert time.monotonic() - t0 < 90
+
+
+MARIMO_APP = '''\
+import marimo
+
+app = marimo.App()
+
+
+@app.cell
+def _():
+    import json, threading, time
+    import marimo as mo
+    import numpy as np
+    import framehub.sync as fh
+
+    display_ = fh.serve(320, 240, port=0)
+    display_.publish(np.full((240, 320, 3), (220, 40, 40), np.uint8))
+
+    def watch():
+        with open(EVENTS, "a") as out:
+            while True:
+                for ev in display_.poll_events():
+                    out.write(json.dumps({"type": ev.event.get("type"), "x": ev.event.get("x"), "y": ev.event.get("y")}) + "\\n")
+                out.flush()
+                time.sleep(0.05)
+
+    threading.Thread(target=watch, daemon=True).start()
+    mo.ui.anywidget(display_.widget(height=240, width=320))
+    return
+
+
+if __name__ == "__main__":
+    app.run()
+'''
+
+# The widget's root, looked for through shadow roots (marimo mounts anywidgets in one).
+FIND_WIDGET = """
+const find = (root) => {
+  for (const el of root.querySelectorAll('*')) {
+    if (el.classList && el.classList.contains('framehub-widget')) return el;
+    if (el.shadowRoot) { const f = find(el.shadowRoot); if (f) return f; }
+  }
+  return null;
+};
+const w = find(document);
+if (!w || w.dataset.state !== 'open') return null;
+const c = w.querySelector('canvas');
+if (!c || c.width === 0) return null;
+const d = c.getContext('2d').getImageData(c.width / 2, c.height / 2, 1, 1).data;
+window.__fhCanvas = c;
+return [w.dataset.via, d[0], d[1], d[2]];
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("marimo") is None, reason="marimo is not installed")
+def test_widget_in_marimo_shows_the_stream_and_input_reaches_the_program(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from notebook_harness import free_port
+
+    events = tmp_path / "events.jsonl"
+    events.write_text("")
+    app = tmp_path / "app.py"
+    app.write_text(MARIMO_APP.replace("open(EVENTS", f"open({str(events)!r}"))
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "marimo", "run", str(app), "--headless", "--host", "127.0.0.1",
+         "--port", str(port), "--no-token"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        with chromium(tmp_path / "profile") as driver:
+            def load() -> bool:
+                try:
+                    driver.get(f"http://127.0.0.1:{port}/")
+                    return True
+                except Exception:
+                    time.sleep(0.3)
+                    return False
+
+            wait_for("marimo's page", load, 30)
+            got = wait_for("the picture in marimo's output", lambda: (
+                (r := driver.execute_script(FIND_WIDGET)) and close(r[1:], (220, 40, 40)) and r), 45)
+            assert got[0] == "direct", got
+            canvas = driver.execute_script("return window.__fhCanvas")
+            ActionChains(driver).move_to_element_with_offset(canvas, -60, 20).click().perform()
+
+            def down() -> list[dict[str, Any]]:
+                rows = [json.loads(x) for x in events.read_text().splitlines() if x.strip()]
+                return [r for r in rows if r["type"] == "pointer_down"]
+
+            ev = wait_for("the click at poll_events()", down)[0]
+            assert abs(ev["x"] - 100) <= 3 and abs(ev["y"] - 140) <= 3, ev
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
