@@ -247,3 +247,34 @@ def test_widget_in_marimo_shows_the_stream_and_input_reaches_the_program(tmp_pat
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def test_example_notebook_pans_and_zooms_from_the_widget(tmp_path: Path) -> None:
+    nb = json.loads((ROOT / "python" / "examples" / "notebook.ipynb").read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    setup = "".join(code[0]["source"])
+    write_notebook(tmp_path / "ex.ipynb", [setup, "print(plot.view)", "print(plot.view)", code[-1]["source"]])
+    with jupyter_lab(tmp_path) as base, chromium(tmp_path / "profile") as driver:
+        lab = Lab(driver, base, "ex.ipynb")
+        lab.run(0)
+        wait_for("the plot", lambda: close(driver.execute_script(READ_PIXEL, 0, 0.02, 0.02), (250, 250, 250), 8))
+        canvas = driver.find_elements(By.CSS_SELECTOR, ".framehub-widget canvas")[0]
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
+        lab.screenshot("notebook-example.png")
+        # Drag 100 px to the right: the view moves left by 100/720 of its width.
+        actions = ActionChains(driver).move_to_element(canvas).click_and_hold()
+        for _ in range(4):
+            actions.move_by_offset(25, 0)
+        actions.release().perform()
+        time.sleep(0.5)
+        lab.run(1)
+        x0, x1, y0, y1 = json.loads(lab.output_text(1).strip().replace("'", '"'))
+        assert abs((x1 - x0) - 20.0) < 1e-6 and x0 < -12.0, (x0, x1)
+        # The wheel zooms out at the pointer.
+        from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
+        ActionChains(driver).scroll_from_origin(ScrollOrigin.from_element(canvas), 0, 200).perform()
+        time.sleep(0.5)
+        lab.run(2)
+        v = json.loads(lab.output_text(2).strip())
+        assert v[1] - v[0] > 20.5, v
+        lab.run(3)
