@@ -34,7 +34,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from notebook_harness import Lab, chromium, jupyter_lab, write_notebook  # noqa: E402
+from notebook_harness import Lab, chromium, jupyter_lab, wait_for, write_notebook  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+
+#: How long the busy cell runs, s.
+BUSY_S = 4
 
 SETUP = r"""
 import threading, time, io
@@ -70,6 +75,7 @@ class CommView(anywidget.AnyWidget):
       const c = document.createElement('canvas'); c.width = 640; c.height = 360;
       c.className = 'comm-view'; el.appendChild(c);
       const ctx = c.getContext('2d');
+      c.addEventListener('pointerdown', () => model.send({ t: Date.now() }));
       model.on('change:frame', async () => {
         const dv = model.get('frame');
         const b = await createImageBitmap(new Blob([dv], { type: 'image/jpeg' }));
@@ -79,16 +85,37 @@ class CommView(anywidget.AnyWidget):
     } };'''
     frame = traitlets.Bytes(b"").tag(sync=True)
 
+fh_in, comm_in = [], []   # when a click reached the program (ms since the epoch)
+
+def watch_input(display):
+    def run():
+        while True:
+            for ev in display.poll_events():
+                if ev.event.get("type") == "pointer_down":
+                    fh_in.append(time.time() * 1000)
+            time.sleep(0.002)
+    threading.Thread(target=run, daemon=True).start()
+
 def jpeg(f):
     out = io.BytesIO(); Image.fromarray(f).save(out, "JPEG", quality=80); return out.getvalue()
 """
 
 CELLS = [
     SETUP,
-    "display_ = fh.serve(W, H, port=0, stats_interval=1)\nfh_pacer = Pacer(display_.publish)\nw = display_.widget(width=W, height=H)\nw",
-    "fh_pacer.stop.set()\ncw = CommView()\ndef send(f): cw.frame = jpeg(f)\ncomm_pacer = Pacer(send)\ncw",
+    "display_ = fh.serve(W, H, port=0, stats_interval=1)\nwatch_input(display_)\n"
+    "fh_pacer = Pacer(display_.publish)\nw = display_.widget(width=W, height=H)\nw",
+    "fh_pacer.stop.set()\ncw = CommView()\ncw.on_msg(lambda _w, _c, _b: comm_in.append(time.time() * 1000))\n"
+    "def send(f): cw.frame = jpeg(f)\ncomm_pacer = Pacer(send)\ncw",
     "comm_pacer.stop.set()",
+    "busy_from = time.time() * 1000; time.sleep(BUSY)  # a long-running cell",
+    "import json; print(json.dumps([fh_in, comm_in, busy_from]))",
 ]
+
+# Each click's browser time, by the kind of canvas clicked.
+RECORD_CLICKS = """
+window.__downs = [];
+document.addEventListener('pointerdown', (e) => window.__downs.push([e.target.className, Date.now()]), true);
+"""
 
 # Collects (draw time, stamp) for `seconds` from canvas `sel` (index `i`),
 # listening for 'frame' events on `target` ('view': the framehub view of that
@@ -141,7 +168,9 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
-        write_notebook(root / "bench.ipynb", [CELLS[0].replace("{fps}", str(args.fps)), *CELLS[1:]])
+        cells = [CELLS[0].replace("{fps}", str(args.fps)), *CELLS[1:]]
+        cells[4] = cells[4].replace("BUSY", str(BUSY_S))
+        write_notebook(root / "bench.ipynb", cells)
         with jupyter_lab(root) as base, chromium(root / "profile", "1200,1000") as driver:
             driver.set_script_timeout(args.seconds + 30)
             lab = Lab(driver, base, "bench.ipynb")
@@ -154,13 +183,34 @@ def main() -> None:
             comm_r = driver.execute_async_script(MEASURE, "canvas.comm-view", 0, "canvas", args.seconds)
             lab.run(3)
             lab.screenshot("notebook-bench.png")
+            # Clicks in both widgets while a cell runs for BUSY seconds.
+            driver.execute_script(RECORD_CLICKS)
+            lab._press_run(4)
+            wait_for("the busy cell to start", lambda: "*" in lab.cells()[4].find_element(
+                By.CSS_SELECTOR, ".jp-InputArea-prompt").text, 20, 0.05)
+            time.sleep(0.5)
+            fh_canvas = driver.find_elements(By.CSS_SELECTOR, ".framehub-widget canvas")[0]
+            comm_canvas = driver.find_elements(By.CSS_SELECTOR, "canvas.comm-view")[0]
+            for c in (fh_canvas, comm_canvas):
+                driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", c)
+                ActionChains(driver).move_to_element(c).click().perform()
+                time.sleep(0.3)
+            wait_for("the busy cell", lambda: lab._ran(4), BUSY_S + 30, 0.1)
+            lab.run(5)
+            fh_in, comm_in, busy_from = json.loads(lab.output_text(5).strip())
+            downs = [d for d in driver.execute_script("return window.__downs") if "canvas" in d[0] or "comm-view" in d[0]]
     rows = [summary("framehub widget (WebSocket to the hub)", fh_r, args.seconds),
             summary("anywidget Bytes traitlet (kernel comm)", comm_r, args.seconds)]
+    assert all(t > busy_from for _, t in downs), "a click came before the busy cell ran"
+    t_fh = next(t for k, t in downs if "framehub" in k)
+    t_comm = next(t for k, t in downs if "comm-view" in k)
+    rows[0]["click_ms_busy"] = round(fh_in[0] - t_fh) if fh_in else None
+    rows[1]["click_ms_busy"] = round(comm_in[0] - t_comm) if comm_in else None
     print(f"load average: {os.getloadavg()[0]:.1f}")
-    print(f"| path | frames/s drawn (publisher {args.fps}) | latency median ms | p95 ms | transport | hub RTT ms |")
-    print("|---|---|---|---|---|---|")
+    print(f"| path | frames/s drawn (publisher {args.fps}) | latency median ms | p95 ms | transport | hub RTT ms | click → program during a {BUSY_S} s cell, ms |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['path']} | {r['fps']:.1f} | {r['lat_median_ms']} | {r['lat_p95_ms']} | {r['transport'] or 'jpeg'} | {round(r['hub_rtt_ms'], 1) if r['hub_rtt_ms'] is not None else '–'} |")
+        print(f"| {r['path']} | {r['fps']:.1f} | {r['lat_median_ms']} | {r['lat_p95_ms']} | {r['transport'] or 'jpeg'} | {round(r['hub_rtt_ms'], 1) if r['hub_rtt_ms'] is not None else '–'} | {r['click_ms_busy']} |")
     print(json.dumps(rows))
 
 
