@@ -91,6 +91,7 @@ function render({ model, el }) {
     padding: '1px 4px',
     whiteSpace: 'nowrap',
     overflow: 'hidden',
+    textOverflow: 'ellipsis',
   });
   root.append(box, status);
   el.appendChild(root);

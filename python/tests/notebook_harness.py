@@ -61,6 +61,10 @@ def jupyter_lab(root: Path, *, timeout: float = 60.0) -> Iterator[str]:
         # The kernel is this interpreter (the test venv's ipykernel).
         JUPYTER_PATH=str(home / "data"),
     )
+    # No "news" notification over the page.
+    notes = home / "settings" / "@jupyterlab" / "apputils-extension"
+    notes.mkdir(parents=True, exist_ok=True)
+    (notes / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
     # The kernel spec: this interpreter.
     spec = home / "data" / "kernels" / "python3"
     spec.mkdir(parents=True, exist_ok=True)
