@@ -316,6 +316,15 @@ class StreamBase(Generic[S]):
         ``fps_acked``, ``rtt_ms``, ... as ``GET /streams/<name>/metrics``)."""
         return self._native.metrics()
 
+    def widget(self, **options: Any) -> Any:
+        """A notebook widget (anywidget) showing this stream, connected
+        straight to the hub: ``framehub.notebook.widget(self, **options)``
+        (options: ``fit``, ``image_only``, ``token``, ``height``, ``width``,
+        ``status``, ``url``, ...). Needs ``pip install 'framehub[notebook]'``."""
+        from .notebook import widget
+
+        return widget(self, **options)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.width}x{self.height} at {self.ws_url}>"
 

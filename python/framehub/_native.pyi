@@ -14,10 +14,18 @@ __all__ = [
     "Stream",
     "ViewerChannel",
     "__version__",
+    "web_asset",
+    "web_asset_names",
 ]
 
 __version__: str
 STREAM_SETTINGS: list[str]
+
+def web_asset(name: str) -> bytes | None:
+    """A file of the embedded browser client (``web/``), or None."""
+
+def web_asset_names() -> list[str]:
+    """The embedded browser client's file names."""
 
 @final
 class AuthContext:

@@ -55,6 +55,18 @@ fn asset_bytes(name: &str) -> Option<&'static [u8]> {
         .map(|(_, b)| *b)
 }
 
+/// The bytes of file `name` of the embedded browser client (`web/`, as the
+/// hub serves it at `/_/<name>`), such as `"framehub.js"`; None if absent.
+/// The Python package bundles the client from these for its notebook widget.
+pub fn web_asset(name: &str) -> Option<&'static [u8]> {
+    asset_bytes(name)
+}
+
+/// The names of the embedded browser client's files, sorted.
+pub fn web_asset_names() -> impl Iterator<Item = &'static str> {
+    assets::ASSETS.iter().map(|(n, _)| *n)
+}
+
 fn content_type(name: &str) -> &'static str {
     match name.rsplit('.').next() {
         Some("js") => "text/javascript; charset=utf-8",

@@ -60,6 +60,7 @@ pub use framehub_proto::{
     self as proto, event, AdaptConfig, ImageFormat, InputEvent, OutputFormat, Principal,
     QualityTier, SessionMetrics,
 };
+pub use http::{web_asset, web_asset_names};
 pub use lifecycle::LifecycleEvent;
 pub use remote::{RemoteOptions, RemoteStream};
 pub use server::{HubCounters, Server, ServerBuilder};
