@@ -12,3 +12,4 @@ mod picture;
 mod publish;
 mod quality;
 mod viewer;
+mod webrtc;
