@@ -15,9 +15,10 @@
 //! back) to the recording's own thread, which converts Annex B to
 //! length-prefixed samples and writes **fragmented MP4** with
 //! [`shiguredo_mp4`]'s segment muxer (`ftyp`+`moov` with the `avcC` built
-//! from the first keyframe's SPS/PPS, then one `moof`+`mdat` per fragment,
-//! and an `mfra` index when stopped). File I/O never runs on the async
-//! runtime or an encode thread.
+//! from the first keyframe's SPS/PPS, then one `moof`+`mdat` per fragment;
+//! when stopped, the total duration goes into the header and an `mfra`
+//! index is appended). File I/O never runs on the async runtime or an
+//! encode thread.
 //!
 //! **Timing** is variable frame rate at 90 kHz: each sample's time is its
 //! frame's publish time (`FrameInfo::timestamp_us`), so a stream at rest
@@ -577,6 +578,52 @@ impl Writer {
         Ok(())
     }
 
+    /// Puts the total duration in the init segment at the start of the file
+    /// (`mvhd`, `tkhd`, `mdhd`, `mehd`: fragmented MP4 writes 0 there
+    /// first). Players that read only the header and the first fragments
+    /// (Chromium's `<video>`) take the duration from it. The `moov` is
+    /// decoded and encoded again with the crate's own boxes; it is
+    /// rewritten only when its size is unchanged (it always is below
+    /// 13 hours: the fields keep their 32-bit versions).
+    fn write_durations(&mut self) -> Result<(), Error> {
+        use shiguredo_mp4::boxes::{FtypBox, MoovBox};
+        use shiguredo_mp4::{Decode, Encode};
+        use std::io::{Seek, SeekFrom};
+        let init = self.muxer.init_segment_bytes().map_err(mux_error)?;
+        let Ok((_, ftyp_len)) = FtypBox::decode(&init) else {
+            return Ok(());
+        };
+        let Some(Ok((mut moov, moov_len))) = init.get(ftyp_len..).map(MoovBox::decode) else {
+            return Ok(());
+        };
+        let ms = self.total_ticks * 1000 / u64::from(TIMESCALE);
+        let movie_scale = u64::from(moov.mvhd_box.timescale.get());
+        let movie = self.total_ticks * movie_scale / u64::from(TIMESCALE);
+        moov.mvhd_box.duration = movie;
+        if let Some(mehd) = moov.mvex_box.as_mut().and_then(|m| m.mehd_box.as_mut()) {
+            mehd.fragment_duration = movie;
+        }
+        for trak in &mut moov.trak_boxes {
+            trak.tkhd_box.duration = movie;
+            let media_scale = u64::from(trak.mdia_box.mdhd_box.timescale.get());
+            trak.mdia_box.mdhd_box.duration = self.total_ticks * media_scale / u64::from(TIMESCALE);
+        }
+        let Ok(bytes) = moov.encode_to_vec() else {
+            return Ok(());
+        };
+        if bytes.len() != moov_len {
+            tracing::debug!(
+                ms,
+                "recording: the moov with durations changed size; left as it was"
+            );
+            return Ok(());
+        }
+        self.file.seek(SeekFrom::Start(ftyp_len as u64))?;
+        self.file.write_all(&bytes)?;
+        self.file.seek(SeekFrom::End(0))?;
+        Ok(())
+    }
+
     /// Ends the file at `end_us` (stream clock): the picture on screen, the
     /// open fragment, the `mfra` index; syncs it.
     fn finalize(&mut self, end_us: u64) -> Result<RecordingStats, Error> {
@@ -587,6 +634,7 @@ impl Writer {
         }
         self.flush()?;
         if self.init_written {
+            self.write_durations()?;
             let mfra = self.muxer.mfra_bytes().map_err(mux_error)?;
             self.file.write_all(&mfra)?;
             self.progress

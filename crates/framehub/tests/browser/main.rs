@@ -11,4 +11,5 @@ mod index;
 mod picture;
 mod publish;
 mod quality;
+mod record;
 mod viewer;
