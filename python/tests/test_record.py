@@ -102,3 +102,12 @@ def test_sync_record_and_its_errors(tmp_path: Path) -> None:
             display.record(tmp_path / "y.mp4", fragment_duration=0)
     finally:
         display.close()
+
+
+def test_pdum_recording_module_names() -> None:
+    from framehub.recording import Recording, recording_available
+
+    assert recording_available() is True
+    from framehub._aio import Recording as AioRecording
+
+    assert Recording is AioRecording
