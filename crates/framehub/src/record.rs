@@ -653,3 +653,83 @@ impl Writer {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::config::StreamConfig;
+    use bytes::Bytes;
+    use framehub_proto::FrameInfo;
+
+    fn unit(data: &[u8], keyframe: bool, source_id: u64, timestamp_us: u64) -> Encoded {
+        Encoded {
+            info: FrameInfo {
+                frame_id: source_id,
+                source_id,
+                timestamp_us,
+                width: 64,
+                height: 64,
+                kind: FrameKind::Video {
+                    codec: "avc1.42c01e".into(),
+                    keyframe,
+                    duration_us: None,
+                },
+                bytes: data.len(),
+                encode_ms: 0.0,
+            },
+            data: Bytes::copy_from_slice(data),
+            patch: None,
+        }
+    }
+
+    /// Whatever bytes a remote publisher sends as units, the writer never
+    /// panics: unreadable units are dropped and nothing is written.
+    #[test]
+    fn garbage_units_are_dropped_without_a_panic() {
+        let stream = StreamShared::new("t".into(), 64, 64, StreamConfig::default());
+        let path = std::env::temp_dir().join(format!("framehub-rec-{}.mp4", std::process::id()));
+        let mut w = Writer {
+            file: File::create(&path).unwrap(),
+            muxer: Fmp4SegmentMuxer::new().unwrap(),
+            entry: None,
+            init_written: false,
+            need_keyframe: true,
+            pending: None,
+            samples: Vec::new(),
+            payload: Vec::new(),
+            fragment_ticks: 0,
+            fragment_started: None,
+            first_ticks: None,
+            start_us: 0,
+            fragment_duration: Duration::from_secs(1),
+            keyframes: 0,
+            total_ticks: 0,
+            progress: Arc::new(Progress::default()),
+        };
+        let now = Instant::now();
+        let garbage: [&[u8]; 8] = [
+            b"",
+            b"not annex b",
+            &[0, 0, 1],
+            &[0, 0, 1, 0x80], // forbidden bit
+            &[0, 0, 1, 0x67], // an SPS with nothing in it
+            &[
+                0, 0, 1, 0x67, 0xff, 0xff, 0, 0, 1, 0x68, 0xff, 0, 0, 1, 0x65, 1,
+            ],
+            &[0, 0, 1, 0x65, 0x88, 0x84], // a keyframe without parameter sets
+            &[0, 0, 0, 1, 0x41, 0x9a],
+        ];
+        for (i, g) in garbage.iter().enumerate() {
+            for key in [true, false] {
+                w.unit(&stream, &unit(g, key, i as u64 + 1, i as u64 * 1000), now)
+                    .unwrap();
+            }
+        }
+        let stats = w.finalize(10_000).unwrap();
+        assert_eq!(stats.frames, 0);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+        let _ = std::fs::remove_file(&path);
+    }
+}

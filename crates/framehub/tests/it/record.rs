@@ -250,3 +250,42 @@ fn size_change_ends_with_an_error() {
     assert_eq!((p.width, p.height), (160, 120));
     assert!(p.duration > 0.4, "{}", p.duration);
 }
+
+/// A disk that fills up ends the recording with the I/O error, which
+/// `stop()` returns; the stream and its viewers go on.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_ends_the_recording_with_its_error() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(Server::bind("127.0.0.1:0")).unwrap();
+    let addr = server.local_addr().unwrap();
+    let (w, h) = (160, 120);
+    let stream = server
+        .add_stream("full", w, h, StreamConfig::default().h264(true))
+        .unwrap();
+    // /dev/full: every write fails with ENOSPC.
+    let rec = stream
+        .record(
+            "/dev/full",
+            RecordOptions::default().fragment_duration(Duration::from_millis(100)),
+        )
+        .unwrap();
+    publish_for(&stream, w, h, 30.0, Duration::from_millis(600));
+    let deadline = Instant::now() + T;
+    while !rec.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(rec.is_finished());
+    match rec.stop() {
+        Err(framehub::Error::Io(e)) => assert_eq!(e.raw_os_error(), Some(28), "{e}"),
+        other => panic!("expected ENOSPC, got {other:?}"),
+    }
+    // A viewer still gets pictures.
+    let mut viewer = rt.block_on(Client::open(addr, "/full", &["webcodecs/h264-annexb"]));
+    stream.publish(Frame::rgba(w, h, pattern(w, h, 1))).unwrap();
+    let (hdr, _) = rt.block_on(viewer.recv_frame());
+    assert!(
+        matches!(hdr, framehub::proto::FrameHeader::VideoChunk { .. }),
+        "{hdr:?}"
+    );
+}
