@@ -289,3 +289,41 @@ fn a_full_disk_ends_the_recording_with_its_error() {
         "{hdr:?}"
     );
 }
+
+/// A hub records a remote publisher's stream from the H.264 the publisher
+/// sends (the recording is demand the publisher hears of).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_records_a_remote_publishers_stream() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let (w, h) = (160, 120);
+    let remote = framehub::RemoteStream::connect(
+        &format!("ws://{addr}/cam"),
+        w,
+        h,
+        StreamConfig::default().h264(true),
+    )
+    .await
+    .unwrap();
+    let hub_side = server.stream("cam").expect("the hub has the remote stream");
+    let path = scratch("remote.mp4");
+    let rec = hub_side.record(&path, RecordOptions::default()).unwrap();
+    let started = Instant::now();
+    let mut i = 0u32;
+    while started.elapsed() < Duration::from_millis(1500) {
+        remote
+            .publish(Frame::rgba(w, h, pattern(w, h, (i % 251) as u8)))
+            .unwrap();
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(33)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stats = tokio::task::spawn_blocking(move || rec.stop())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stats.frames >= u64::from(i) / 2, "{stats:?}, {i} published");
+    let p = probe(&path);
+    assert_eq!((p.codec.as_str(), p.width, p.height), ("h264", 160, 120));
+    assert!(p.duration > 1.0 && p.duration < 1.8, "{}", p.duration);
+}
