@@ -22,6 +22,7 @@ mod convert;
 mod error;
 mod hub;
 mod lifecycle;
+mod record;
 mod stream;
 
 use pyo3::prelude::*;
@@ -47,6 +48,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<asgi::AsgiBridge>()?;
     m.add_class::<asgi::ViewerChannel>()?;
     m.add_class::<stream::Stream>()?;
+    m.add_class::<record::Recording>()?;
     m.add_class::<stream::InputEvent>()?;
     m.add_class::<auth::AuthContext>()?;
     m.add_function(wrap_pyfunction!(web_asset, m)?)?;

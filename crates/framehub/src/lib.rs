@@ -36,6 +36,7 @@ mod http;
 pub mod lifecycle;
 mod listen;
 mod publish;
+mod record;
 mod remote;
 mod server;
 mod stream;
@@ -62,6 +63,7 @@ pub use framehub_proto::{
 };
 pub use http::{web_asset, web_asset_names};
 pub use lifecycle::LifecycleEvent;
+pub use record::{RecordOptions, Recording, RecordingStats};
 pub use remote::{RemoteOptions, RemoteStream};
 pub use server::{HubCounters, Server, ServerBuilder};
 pub use stream::Stream;

@@ -13,6 +13,7 @@ mod patch;
 #[path = "../support/picture.rs"]
 mod picture;
 mod quality;
+mod record;
 mod remote;
 mod rest;
 mod security;
