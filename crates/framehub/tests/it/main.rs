@@ -19,3 +19,4 @@ mod rest;
 mod security;
 mod server;
 mod video;
+mod webrtc;
