@@ -166,7 +166,7 @@ pub(crate) async fn run(setup: PeerSetup) {
         closing: None,
     };
     for m in first {
-        peer.from_session(m);
+        peer.on_session_message(m);
     }
     let deadline = Instant::now() + connect_timeout;
     let end = peer.drive(&mut datagrams, &mut stop, deadline).await;
@@ -235,7 +235,7 @@ impl Peer {
                     None => return End::Stopped,
                 },
                 m = self.link.from_session.next(), if want_session => match m {
-                    Some(m) => self.from_session(m),
+                    Some(m) => self.on_session_message(m),
                     None => return End::SessionClosed,
                 },
                 _ = futures_util::future::poll_fn(|cx| self.link.to_session.poll_ready(cx)), if waiting_for_session => {}
@@ -285,28 +285,20 @@ impl Peer {
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 return Err(End::PeerClosed("ICE disconnected"));
             }
-            Event::ChannelOpen(id, label) => {
-                if self.channel.is_none() {
-                    tracing::debug!(peer = self.id, %label, "data channel open");
-                    self.channel = Some(id);
-                    if let Some(mut ch) = self.rtc.channel(id) {
-                        ch.set_buffered_amount_low_threshold(SCTP_BUFFER / 4);
-                    }
+            Event::ChannelOpen(id, label) if self.channel.is_none() => {
+                tracing::debug!(peer = self.id, %label, "data channel open");
+                self.channel = Some(id);
+                if let Some(mut ch) = self.rtc.channel(id) {
+                    ch.set_buffered_amount_low_threshold(SCTP_BUFFER / 4);
                 }
             }
-            Event::ChannelClose(id) => {
-                if self.channel == Some(id) {
-                    return Err(End::PeerClosed("data channel closed"));
-                }
+            Event::ChannelClose(id) if self.channel == Some(id) => {
+                return Err(End::PeerClosed("data channel closed"));
             }
-            Event::ChannelData(d) => {
-                if !d.binary {
-                    match String::from_utf8(d.data) {
-                        Ok(text) => self.queue_to_session(&text),
-                        Err(_) => self.queue_to_session("\u{fffd}"),
-                    }
-                }
-            }
+            Event::ChannelData(d) if !d.binary => match String::from_utf8(d.data) {
+                Ok(text) => self.queue_to_session(&text),
+                Err(_) => self.queue_to_session("\u{fffd}"),
+            },
             Event::KeyframeRequest(r) if r.mid == self.video => {
                 self.queue_to_session(r#"{"type":"request_keyframe","reason":"webrtc pli"}"#);
             }
@@ -316,7 +308,7 @@ impl Peer {
     }
 
     /// Carries out one message from the session.
-    fn from_session(&mut self, m: ViewerMessage) {
+    fn on_session_message(&mut self, m: ViewerMessage) {
         match m {
             ViewerMessage::Text(t) => self.queue_data(false, t.into_bytes()),
             ViewerMessage::Binary(b) => self.envelope(b),

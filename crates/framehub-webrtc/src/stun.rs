@@ -21,7 +21,7 @@ const MAX_USERNAME: usize = 513;
 pub fn is_stun(datagram: &[u8]) -> bool {
     datagram.len() >= HEADER && datagram[0] < 2 && datagram[4..8] == MAGIC_COOKIE && {
         let len = u16::from_be_bytes([datagram[2], datagram[3]]) as usize;
-        len % 4 == 0 && HEADER + len <= datagram.len()
+        len.is_multiple_of(4) && HEADER + len <= datagram.len()
     }
 }
 
@@ -61,7 +61,7 @@ mod tests {
         attr.extend_from_slice(&ATTR_USERNAME.to_be_bytes());
         attr.extend_from_slice(&(username.len() as u16).to_be_bytes());
         attr.extend_from_slice(username);
-        while attr.len() % 4 != 0 {
+        while !attr.len().is_multiple_of(4) {
             attr.push(0);
         }
         // PRIORITY before it, to walk past an attribute.
