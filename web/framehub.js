@@ -572,9 +572,11 @@ export class RemoteFramebufferView extends EventTarget {
       rtc instanceof RtcTransport &&
       !rtc.everOpened &&
       !this._disposed &&
-      !TERMINAL_CLOSE_CODES.has(info.code)
+      ![4401, 4404, 4410].includes(info.code)
     ) {
-      // WebRTC did not come up (UDP blocked, no route): use the WebSocket from now on.
+      // WebRTC did not come up (UDP blocked, no route, or no H.264 in this
+      // browser's WebRTC: 1003): use the WebSocket from now on. (Refused
+      // credentials and unknown streams would be refused there too.)
       console.warn(`framehub: WebRTC did not connect (${info.reason}); using the WebSocket`);
       rtc.close();
       this._dropVideoElement();
