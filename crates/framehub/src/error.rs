@@ -39,6 +39,11 @@ pub enum Error {
     /// Binding or serving the listener failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// Joining a NATS system failed (`ServerConfig::nats`): the servers
+    /// could not be reached, refused the credentials, or this build has no
+    /// `nats` feature.
+    #[error("NATS: {0}")]
+    Nats(String),
     /// An encoder could not be created.
     #[error("codec error: {0}")]
     Codec(#[from] framehub_codec::CodecError),
@@ -52,7 +57,7 @@ impl IntoResponse for Error {
             Error::InvalidName { .. } | Error::InvalidFrame(_) => StatusCode::BAD_REQUEST,
             Error::Closed => StatusCode::SERVICE_UNAVAILABLE,
             Error::Refused { .. } => StatusCode::FORBIDDEN,
-            Error::Io(_) | Error::Codec(_) => {
+            Error::Io(_) | Error::Codec(_) | Error::Nats(_) => {
                 tracing::error!(error = %self, "internal error");
                 return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
             }

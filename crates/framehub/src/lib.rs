@@ -35,6 +35,8 @@ mod frame;
 mod http;
 pub mod lifecycle;
 mod listen;
+#[cfg(feature = "nats")]
+mod nats;
 mod publish;
 mod remote;
 mod server;
@@ -49,7 +51,7 @@ pub use attach::{
 };
 pub use config::{
     authenticator, AuthContext, AuthError, AuthFuture, Authenticator, InputFilter, InputPolicy,
-    Origins, ResizePolicy, ServerConfig, StreamConfig, IMAGE_TIER_STEPS,
+    NatsConfig, Origins, ResizePolicy, ServerConfig, StreamConfig, IMAGE_TIER_STEPS,
 };
 pub use error::{check_stream_name, Error, RESERVED_NAMES};
 pub use events::ViewerEvent;

@@ -675,6 +675,7 @@ impl StreamShared {
             principal: None,
             received_us: self.micros_since_created(Instant::now()),
             event,
+            hub: None,
         });
     }
 

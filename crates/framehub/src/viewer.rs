@@ -286,6 +286,7 @@ pub(crate) async fn run<S, E>(
                         principal: principal.clone(),
                         received_us: stream.micros_since_created(received),
                         event,
+                        hub: None,
                     });
                 }
                 // The chain of the session's tier (the driver follows it below).

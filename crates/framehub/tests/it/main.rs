@@ -9,6 +9,8 @@ mod events;
 mod flow;
 mod handshake;
 mod limits;
+#[cfg(feature = "nats")]
+mod nats;
 mod patch;
 #[path = "../support/picture.rs"]
 mod picture;
