@@ -95,6 +95,7 @@ class Hub:
         cls,
         event_loop: asyncio.AbstractEventLoop | None = None,
         origins: str | Iterable[str] | None = None,
+        nats: str | Iterable[str] | dict[str, Any] | None = None,
     ) -> Hub: ...
     def listen(self, host: str, port: int) -> int: ...
     def listen_async(

@@ -35,6 +35,7 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .route("/recorded-events", get(default_recorded))
         .route("/recorded-events/reset", get(default_recorded_reset))
         .route("/_/metrics", get(hub_metrics))
+        .route("/_/prometheus", get(prometheus_metrics))
         .route("/_/publish", get(publish_page))
         .route("/_/publish/{name}", get(publish))
         .route("/_/events", get(lifecycle_events))
@@ -277,6 +278,25 @@ async fn hub_metrics(State(inner): State<Arc<Inner>>, parts: Parts) -> Response 
         header_timeouts: inner.counters.header_timeouts(),
     })
     .into_response()
+}
+
+/// `GET /_/prometheus`: the hub's counters in the Prometheus/OpenMetrics
+/// text format, guarded like `/streams`.
+async fn prometheus_metrics(State(inner): State<Arc<Inner>>, parts: Parts) -> Response {
+    if let Err(refused) = rest_allowed(&inner, None, &parts).await {
+        return refused;
+    }
+    let registry = inner
+        .prometheus
+        .get_or_init(|| crate::prometheus::registry(&inner));
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        crate::prometheus::render(registry),
+    )
+        .into_response()
 }
 
 /// `GET /_/events`: the hub's lifecycle events as Server-Sent Events (one

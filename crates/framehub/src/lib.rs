@@ -37,6 +37,7 @@ pub mod lifecycle;
 mod listen;
 #[cfg(feature = "nats")]
 mod nats;
+mod prometheus;
 mod publish;
 mod remote;
 mod server;

@@ -32,6 +32,8 @@ pub(crate) struct Inner {
     pub(crate) claims: Mutex<crate::publish::Claims>,
     /// Lifecycle events (`GET /_/events`, [`Server::lifecycle`]).
     pub(crate) lifecycle: tokio::sync::broadcast::Sender<LifecycleEvent>,
+    /// The hub's Prometheus registry, made at the first scrape (`prometheus.rs`).
+    pub(crate) prometheus: std::sync::OnceLock<prometheus_client::registry::Registry>,
     /// The hub's membership in a NATS system, once joined (`nats/`).
     #[cfg(feature = "nats")]
     pub(crate) nats: tokio::sync::OnceCell<Arc<crate::nats::NatsHub>>,
@@ -357,6 +359,7 @@ impl Server {
             counters: Arc::new(HubCounters::default()),
             claims: Mutex::new(Default::default()),
             lifecycle: tokio::sync::broadcast::channel(crate::lifecycle::LIFECYCLE_BUFFER).0,
+            prometheus: std::sync::OnceLock::new(),
             #[cfg(feature = "nats")]
             nats: tokio::sync::OnceCell::new(),
         });

@@ -16,7 +16,7 @@ mod patch;
 mod picture;
 mod quality;
 mod remote;
-mod rest;
+pub mod rest;
 mod security;
 mod server;
 mod video;
