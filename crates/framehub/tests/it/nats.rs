@@ -10,6 +10,7 @@ use framehub::{
     authenticator, AuthError, Frame, NatsConfig, Principal, Server, ServerConfig, Stream,
     StreamConfig,
 };
+use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::common::*;
@@ -42,6 +43,11 @@ fn free_port() -> u16 {
 impl Cluster {
     /// Starts `n` nodes with JetStream, routed to each other, on free ports.
     async fn start(n: usize) -> Cluster {
+        Self::start_with(n, "").await
+    }
+
+    /// [`Cluster::start`] with `config` (nats-server configuration text) on every node.
+    async fn start_with(n: usize, config: &str) -> Cluster {
         let found = Command::new("nats-server")
             .arg("--version")
             .output()
@@ -64,13 +70,19 @@ impl Cluster {
         for i in 0..n {
             let sd = dir.join(format!("n{i}"));
             std::fs::create_dir_all(&sd).unwrap();
-            let child = Command::new("nats-server")
-                .args(["-a", "127.0.0.1", "-p", &ports[i].to_string()])
+            let conf = dir.join(format!("n{i}.conf"));
+            std::fs::write(&conf, config).unwrap();
+            let mut cmd = Command::new("nats-server");
+            cmd.arg("-c").arg(&conf);
+            cmd.args(["-a", "127.0.0.1", "-p", &ports[i].to_string()])
                 .args(["-n", &format!("n{i}"), "-js", "-sd"])
-                .arg(&sd)
-                .args(["--cluster_name", "fh"])
-                .args(["--cluster", &format!("nats://127.0.0.1:{}", routes[i])])
-                .args(["--routes", &route_urls])
+                .arg(&sd);
+            if n > 1 {
+                cmd.args(["--cluster_name", "fh"])
+                    .args(["--cluster", &format!("nats://127.0.0.1:{}", routes[i])])
+                    .args(["--routes", &route_urls]);
+            }
+            let child = cmd
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -154,7 +166,16 @@ async fn listed(addr: SocketAddr, names: &[&str]) -> serde_json::Value {
     }
 }
 
+/// A JPEG frame, or a PNG still (sent once the stream rests), as RGBA.
 fn jpeg_rgba(payload: &[u8]) -> Vec<u8> {
+    if payload.starts_with(b"\x89PNG") {
+        let mut r = png::Decoder::new(std::io::Cursor::new(payload))
+            .read_info()
+            .unwrap();
+        let mut out = vec![0; r.output_buffer_size().unwrap()];
+        r.next_frame(&mut out).unwrap();
+        return out;
+    }
     turbojpeg::decompress(payload, turbojpeg::PixelFormat::RGBA)
         .expect("JPEG")
         .pixels
@@ -239,6 +260,61 @@ async fn three_hubs_on_one_cluster_serve_every_stream_to_every_viewer() {
         "frames came back after {took:?}"
     );
     picture(&cam, &mut v2, 5, T).await;
+    // An edge dies: the other edge's viewers see no gap.
+    edge1.close().await;
+    drop(edge1);
+    let took = picture(&cam, &mut v2, 6, T).await;
+    assert!(took < Duration::from_millis(500), "a gap of {took:?}");
+}
+
+#[tokio::test]
+async fn units_over_the_servers_max_payload_go_in_chunks_and_arrive_whole() {
+    log();
+    let nats = Cluster::start_with(1, "max_payload: 8192\n").await;
+    let grace = Duration::from_secs(5);
+    let (origin, _) = hub("o3", &nats.url(0), grace).await;
+    let (_edge, edge_addr) = hub("e3", &nats.url(0), grace).await;
+    let cfg = StreamConfig {
+        preferred_image: framehub::ImageFormat::Png,
+        ..StreamConfig::default()
+    };
+    let noise = origin.add_stream("noise", 64, 48, cfg).unwrap();
+    listed(edge_addr, &["noise"]).await;
+    let mut v = Client::open(edge_addr, "/noise", &["image/png"]).await;
+    // Noise does not compress: its PNG is over 12 KB, more than 8 KiB.
+    let mut x = 12345u32;
+    let want: Vec<u8> = (0..64 * 48 * 4)
+        .map(|i| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            if i % 4 == 3 {
+                255
+            } else {
+                (x >> 16) as u8
+            }
+        })
+        .collect();
+    let deadline = Instant::now() + T;
+    loop {
+        noise.publish(Frame::rgba(64, 48, want.clone())).unwrap();
+        if let Some(Received::Frame(h, p)) = v.recv_within(Duration::from_millis(100)).await {
+            v.ack(h.seq()).await;
+            assert!(p.len() > 8192, "the PNG is only {} bytes", p.len());
+            let mut r = png::Decoder::new(std::io::Cursor::new(p))
+                .read_info()
+                .unwrap();
+            let mut out = vec![0; r.output_buffer_size().unwrap()];
+            r.next_frame(&mut out).unwrap();
+            assert_eq!(out, want, "the picture arrived exactly");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no frame through 8 KiB messages");
+    }
+    let (_, text) = http_get(edge_addr, "/_/prometheus").await;
+    let _ = text;
+    let (_, text) = http_get(origin.local_addr().unwrap(), "/_/prometheus").await;
+    let chunked =
+        crate::rest::prometheus_sample(&text, "framehub_nats_chunked_units_total", r#"hub="o3""#);
+    assert!(chunked.unwrap_or(0.0) >= 1.0, "{text}");
 }
 
 #[tokio::test]
@@ -257,8 +333,23 @@ async fn the_origin_decides_who_views_and_its_death_ends_the_stream_on_edges() {
         })),
         ..StreamConfig::default()
     };
+    let mut lifecycle = Box::pin(_edge.lifecycle());
     let cam = origin.add_stream("cam", 64, 48, cfg).unwrap();
     listed(edge_addr, &["cam"]).await;
+    // The edge announced the origin's stream (as /_/events would).
+    let created = tokio::time::timeout(T, lifecycle.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        created,
+        framehub::LifecycleEvent::StreamCreated {
+            stream: "cam".into(),
+            width: 64,
+            height: 48,
+            remote: true
+        }
+    );
     // The origin's authenticator decides, for a viewer of the edge.
     let mut bad = Client::connect(edge_addr, "/cam?token=bad").await;
     bad.hello(&["image/jpeg"]).await;
