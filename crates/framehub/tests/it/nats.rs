@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::common::*;
 
 /// A NATS cluster of local `nats-server` processes (killed when dropped).
-struct Cluster {
+pub struct Cluster {
     nodes: Vec<Option<Child>>,
     ports: Vec<u16>,
     dir: std::path::PathBuf,
@@ -42,7 +42,7 @@ fn free_port() -> u16 {
 
 impl Cluster {
     /// Starts `n` nodes with JetStream, routed to each other, on free ports.
-    async fn start(n: usize) -> Cluster {
+    pub async fn start(n: usize) -> Cluster {
         Self::start_with(n, "").await
     }
 
@@ -105,7 +105,7 @@ impl Cluster {
         Cluster { nodes, ports, dir }
     }
 
-    fn url(&self, i: usize) -> String {
+    pub fn url(&self, i: usize) -> String {
         format!("nats://127.0.0.1:{}", self.ports[i])
     }
 
@@ -119,7 +119,7 @@ impl Cluster {
 }
 
 /// Logs of the hubs on the test's output (`RUST_LOG`, default `framehub=info`).
-fn log() {
+pub fn log() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("framehub=info"));
     let _ = tracing_subscriber::fmt()
@@ -129,7 +129,7 @@ fn log() {
 }
 
 /// A hub named `id` joined to the cluster at `url`.
-async fn hub(id: &str, url: &str, grace: Duration) -> (Server, SocketAddr) {
+pub async fn hub(id: &str, url: &str, grace: Duration) -> (Server, SocketAddr) {
     hub_with(ServerConfig {
         publisher_grace: grace,
         nats: Some(NatsConfig {
@@ -143,7 +143,7 @@ async fn hub(id: &str, url: &str, grace: Duration) -> (Server, SocketAddr) {
 }
 
 /// Waits until `GET /streams` on `addr` lists every name in `names`.
-async fn listed(addr: SocketAddr, names: &[&str]) -> serde_json::Value {
+pub async fn listed(addr: SocketAddr, names: &[&str]) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (code, body) = http_get(addr, "/streams").await;
