@@ -122,6 +122,25 @@ struct StreamListing {
     height: u32,
     fps: f64,
     clients: usize,
+    /// The id of the hub that originates it, when the hub is joined to NATS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin: Option<String>,
+}
+
+/// The id of the hub that originates stream `name`, when this hub is joined
+/// to a NATS system (its own id, or the origin of a stream it mirrors).
+fn origin_of(inner: &Inner, name: &str) -> Option<String> {
+    #[cfg(feature = "nats")]
+    {
+        let hub = inner.nats.get()?;
+        let mirrored = lock(&hub.mirrors).get(name).map(|m| m.origin.clone());
+        Some(mirrored.unwrap_or_else(|| hub.id.clone()))
+    }
+    #[cfg(not(feature = "nats"))]
+    {
+        let _ = (inner, name);
+        None
+    }
 }
 
 async fn list_streams(State(inner): State<Arc<Inner>>, parts: Parts) -> Response {
@@ -140,6 +159,7 @@ async fn list_streams(State(inner): State<Arc<Inner>>, parts: Parts) -> Response
                     height,
                     fps: s.cfg.fps.unwrap_or_else(|| s.publish_rate()),
                     clients: lock(&s.viewers).len(),
+                    origin: origin_of(&inner, &s.name),
                 }
             })
             .collect::<Vec<_>>(),

@@ -352,3 +352,87 @@ pub(crate) fn is_mirror(hub: &NatsHub, name: &str) -> bool {
 pub(crate) async fn until_true(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn msg(payload: &[u8], chunk: Option<&str>) -> async_nats::Message {
+        let headers = chunk.map(|c| {
+            let mut h = async_nats::HeaderMap::new();
+            h.insert(CHUNK_HEADER, c);
+            h
+        });
+        async_nats::Message {
+            subject: "s".into(),
+            reply: None,
+            payload: Bytes::copy_from_slice(payload),
+            headers,
+            status: None,
+            description: None,
+            length: payload.len(),
+        }
+    }
+
+    #[test]
+    fn a_whole_unit_passes_and_chunks_are_put_back_in_order() {
+        let mut r = Reassembly::default();
+        assert_eq!(
+            r.push(&msg(b"abc", None), 100),
+            Ok(Some(Bytes::from("abc")))
+        );
+        assert_eq!(r.push(&msg(b"ab", Some("0/3")), 100), Ok(None));
+        assert_eq!(r.push(&msg(b"cd", Some("1/3")), 100), Ok(None));
+        assert_eq!(
+            r.push(&msg(b"e", Some("2/3")), 100),
+            Ok(Some(Bytes::from("abcde")))
+        );
+    }
+
+    #[test]
+    fn a_lost_chunk_drops_the_unit_and_the_next_one_still_arrives() {
+        let mut r = Reassembly::default();
+        assert_eq!(r.push(&msg(b"ab", Some("0/3")), 100), Ok(None));
+        // Chunk 1 was lost: 2 is out of turn.
+        assert_eq!(r.push(&msg(b"e", Some("2/3")), 100), Err(()));
+        assert_eq!(r.push(&msg(b"xy", Some("0/2")), 100), Ok(None));
+        assert_eq!(
+            r.push(&msg(b"z", Some("1/2")), 100),
+            Ok(Some(Bytes::from("xyz")))
+        );
+        // A partial unit followed by a whole one: the partial one is dropped.
+        assert_eq!(r.push(&msg(b"ab", Some("0/2")), 100), Ok(None));
+        assert_eq!(r.push(&msg(b"w", None), 100), Err(()));
+    }
+
+    #[test]
+    fn malformed_or_oversized_chunks_are_dropped_never_panic() {
+        let mut r = Reassembly::default();
+        for bad in [
+            "",
+            "x",
+            "1",
+            "0/0",
+            "5/3",
+            "-1/2",
+            "0/x",
+            "18446744073709551616/2",
+        ] {
+            let _ = r.push(&msg(b"ab", Some(bad)), 100);
+        }
+        // Over the bound.
+        let mut r = Reassembly::default();
+        assert_eq!(r.push(&msg(&[0; 60], Some("0/2")), 100), Ok(None));
+        assert_eq!(r.push(&msg(&[0; 60], Some("1/2")), 100), Err(()));
+    }
+
+    #[test]
+    fn hub_ids_are_subject_tokens() {
+        assert!(check_hub_id("edge-1_a").is_ok());
+        for bad in ["", "a.b", "a b", "a*", ">", &"x".repeat(65)] {
+            assert!(check_hub_id(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_hub_id(&random_hub_id()).is_ok());
+    }
+}

@@ -225,6 +225,7 @@ async fn three_hubs_on_one_cluster_serve_every_stream_to_every_viewer() {
             (cam_entry["width"].clone(), cam_entry["height"].clone()),
             (json!(64), json!(48))
         );
+        assert_eq!(cam_entry["origin"], "origin", "{list}");
     }
     // Viewers on both edges get the origin's pictures.
     let mut v1 = Client::open(edge1_addr, "/cam", &["image/jpeg"]).await;
