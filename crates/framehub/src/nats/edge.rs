@@ -248,11 +248,8 @@ async fn units(hub: Arc<NatsHub>, subject: String, tx: mpsc::Sender<Bytes>, max:
                     c.lag_us
                         .store(super::now_us().saturating_sub(sent), Ordering::Relaxed);
                 }
-                if tx.try_send(unit).is_err() {
-                    c.edge_dropped.fetch_add(1, Ordering::Relaxed);
-                    if tx.is_closed() {
-                        return;
-                    }
+                if !deliver(&tx, unit, c) {
+                    return;
                 }
             }
             Ok(None) => {}
@@ -260,6 +257,21 @@ async fn units(hub: Arc<NatsHub>, subject: String, tx: mpsc::Sender<Bytes>, max:
                 c.edge_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+}
+
+/// Queues `unit` for the stream's feed without waiting: when the queue is
+/// full (this edge is slower than the origin) the unit is dropped and
+/// counted; its viewers see a gap, the origin and other edges nothing.
+/// Returns false once the feed is gone.
+fn deliver(tx: &mpsc::Sender<Bytes>, unit: Bytes, c: &super::NatsCounters) -> bool {
+    match tx.try_send(unit) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            c.edge_dropped.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
     }
 }
 
@@ -331,5 +343,26 @@ impl FeedLink for NatsLink {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slow_edge_drops_beyond_its_queue_and_counts_without_waiting() {
+        let c = super::super::NatsCounters::default();
+        let (tx, mut rx) = mpsc::channel(2);
+        for i in 0..5u8 {
+            assert!(deliver(&tx, Bytes::from(vec![i]), &c));
+        }
+        assert_eq!(c.edge_dropped.load(Ordering::Relaxed), 3);
+        assert_eq!(rx.try_recv().ok(), Some(Bytes::from(vec![0])));
+        assert_eq!(rx.try_recv().ok(), Some(Bytes::from(vec![1])));
+        assert!(rx.try_recv().is_err());
+        drop(rx);
+        assert!(!deliver(&tx, Bytes::new(), &c), "the feed is gone");
+        assert_eq!(c.edge_dropped.load(Ordering::Relaxed), 3);
     }
 }
