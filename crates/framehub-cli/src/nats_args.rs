@@ -28,6 +28,10 @@ pub struct NatsArgs {
     /// PEM file of root certificates for the NATS servers' TLS.
     #[arg(long, requires = "nats", value_name = "FILE")]
     pub nats_ca: Option<PathBuf>,
+    /// Copies of the stream registry kept by JetStream (3 on a 3-node
+    /// cluster keeps it through a node's death).
+    #[arg(long, requires = "nats", default_value_t = 1)]
+    pub nats_replicas: usize,
 }
 
 impl NatsArgs {
@@ -40,6 +44,7 @@ impl NatsArgs {
             token: self.nats_token.clone(),
             tls_required: self.nats_tls,
             root_certificates: self.nats_ca.clone(),
+            registry_replicas: self.nats_replicas.clamp(1, 5),
             ..NatsConfig::new(urls)
         })
     }

@@ -37,6 +37,8 @@ mod registry;
 
 /// How often a hub says it is alive (`<prefix>.hub.<id>.beat`).
 pub(crate) const BEAT_EVERY: Duration = Duration::from_millis(500);
+/// Messages a subscription holds before the client drops newer ones.
+const SUBSCRIPTION_CAPACITY: usize = 256;
 /// Room left in a NATS message for headers when a unit is chunked.
 const CHUNK_HEADROOM: usize = 1024;
 /// Header naming a chunk: `i/n` (0-based index, count).
@@ -281,7 +283,10 @@ pub(crate) async fn join(inner: &Arc<Inner>, cfg: NatsConfig) -> Result<Arc<Nats
         })
         .connection_timeout(Duration::from_secs(5))
         .ping_interval(Duration::from_secs(5))
-        .client_capacity(4096);
+        .client_capacity(4096)
+        // Messages held per subscription before the client drops them
+        // (a slow consumer): bounds an edge's memory to this many units.
+        .subscription_capacity(SUBSCRIPTION_CAPACITY);
     if let Some(path) = &cfg.credentials_file {
         opts = opts.credentials_file(path).await.map_err(|e| {
             Error::Nats(format!(

@@ -32,7 +32,10 @@ const ATTEMPT: Duration = Duration::from_secs(1);
 /// streams, until the hub shuts down.
 pub(crate) async fn run(inner: Arc<Inner>, hub: Arc<NatsHub>) {
     let mut shutdown = inner.shutdown.subscribe();
-    let js = async_nats::jetstream::new(hub.client.clone());
+    let mut js = async_nats::jetstream::new(hub.client.clone());
+    // Short requests: a put to a bucket whose leader just died is retried
+    // soon rather than waited for.
+    js.set_timeout(ATTEMPT);
     let bucket = format!("{}-streams", hub.cfg.subject_prefix);
     let mut warned = false;
     let store = loop {
@@ -64,6 +67,8 @@ pub(crate) async fn run(inner: Arc<Inner>, hub: Arc<NatsHub>) {
     let mut refresh = tokio::time::interval(hub.cfg.registry_ttl / 3);
     let mut watch: Option<kv::Watch> = None;
     let mut put: BTreeSet<String> = BTreeSet::new();
+    // Some put failed: try those again at this time.
+    let mut retry: Option<tokio::time::Instant> = None;
     loop {
         if watch.is_none() {
             match store.watch_with_history(">").await {
@@ -88,8 +93,20 @@ pub(crate) async fn run(inner: Arc<Inner>, hub: Arc<NatsHub>) {
                 }
                 None => watch = None,
             },
-            _ = refresh.tick() => sync(&hub, &store, &mut put, true).await,
-            () = hub.registry_changed.notified() => sync(&hub, &store, &mut put, false).await,
+            _ = refresh.tick() => {
+                retry = sync(&hub, &store, &mut put, true).await;
+            }
+            () = hub.registry_changed.notified() => {
+                retry = sync(&hub, &store, &mut put, false).await;
+            }
+            () = async {
+                match retry {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                retry = sync(&hub, &store, &mut put, false).await;
+            }
             _ = super::until_true(&mut shutdown) => return,
         }
     }
@@ -129,8 +146,15 @@ async fn create(
 }
 
 /// Puts this hub's entries (all of them when `all`, else those not put
-/// yet) and deletes the removed ones.
-async fn sync(hub: &NatsHub, store: &kv::Store, put: &mut BTreeSet<String>, all: bool) {
+/// yet) and deletes the removed ones; returns when to try again the puts
+/// that failed (None: all went in).
+async fn sync(
+    hub: &NatsHub,
+    store: &kv::Store,
+    put: &mut BTreeSet<String>,
+    all: bool,
+) -> Option<tokio::time::Instant> {
+    let mut failed = false;
     let exported: Vec<(String, bytes::Bytes)> = lock(&hub.exported)
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
@@ -153,9 +177,14 @@ async fn sync(hub: &NatsHub, store: &kv::Store, put: &mut BTreeSet<String>, all:
             Ok(_) => {
                 put.insert(name);
             }
-            Err(e) => tracing::debug!(error = %e, %key, "NATS: registry put failed"),
+            Err(e) => {
+                put.remove(&name);
+                failed = true;
+                tracing::debug!(error = %e, %key, "NATS: registry put failed");
+            }
         }
     }
+    failed.then(|| tokio::time::Instant::now() + RETRY)
 }
 
 /// A change in the registry: another hub's stream appeared (mirror it) or

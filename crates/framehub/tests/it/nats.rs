@@ -130,11 +130,22 @@ pub fn log() {
 
 /// A hub named `id` joined to the cluster at `url`.
 pub async fn hub(id: &str, url: &str, grace: Duration) -> (Server, SocketAddr) {
+    hub_replicated(id, url, grace, 1).await
+}
+
+/// [`hub`] keeping `replicas` copies of the registry.
+async fn hub_replicated(
+    id: &str,
+    url: &str,
+    grace: Duration,
+    replicas: usize,
+) -> (Server, SocketAddr) {
     hub_with(ServerConfig {
         publisher_grace: grace,
         nats: Some(NatsConfig {
             hub_id: Some(id.into()),
             origin_timeout: Duration::from_secs(1),
+            registry_replicas: replicas,
             ..NatsConfig::new(url)
         }),
         ..Default::default()
@@ -203,9 +214,10 @@ async fn three_hubs_on_one_cluster_serve_every_stream_to_every_viewer() {
     log();
     let mut nats = Cluster::start(3).await;
     let grace = Duration::from_secs(5);
-    let (origin, origin_addr) = hub("origin", &nats.url(0), grace).await;
-    let (edge1, edge1_addr) = hub("edge1", &nats.url(1), grace).await;
-    let (_edge2, edge2_addr) = hub("edge2", &nats.url(2), grace).await;
+    // The registry in 3 copies: it outlives the node killed below.
+    let (origin, origin_addr) = hub_replicated("origin", &nats.url(0), grace, 3).await;
+    let (edge1, edge1_addr) = hub_replicated("edge1", &nats.url(1), grace, 3).await;
+    let (_edge2, edge2_addr) = hub_replicated("edge2", &nats.url(2), grace, 3).await;
     let cam = origin
         .add_stream("cam", 64, 48, StreamConfig::default())
         .unwrap();
@@ -261,6 +273,11 @@ async fn three_hubs_on_one_cluster_serve_every_stream_to_every_viewer() {
         "frames came back after {took:?}"
     );
     picture(&cam, &mut v2, 5, T).await;
+    // The registry still works without the dead node: a new stream appears.
+    let _late = origin
+        .add_stream("late", 16, 16, StreamConfig::default())
+        .unwrap();
+    listed(edge2_addr, &["late"]).await;
     // An edge dies: the other edge's viewers see no gap.
     edge1.close().await;
     drop(edge1);
