@@ -282,7 +282,7 @@ async fn three_hubs_on_one_cluster_serve_every_stream_to_every_viewer() {
     edge1.close().await;
     drop(edge1);
     let took = picture(&cam, &mut v2, 6, T).await;
-    assert!(took < Duration::from_millis(500), "a gap of {took:?}");
+    assert!(took < Duration::from_secs(1), "a gap of {took:?}");
 }
 
 #[tokio::test]
