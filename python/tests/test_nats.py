@@ -79,6 +79,16 @@ async def test_a_stream_of_one_hub_is_listed_and_viewed_on_another(nats_url: str
         cam.publish(solid(48, 64, (255, 0, 0)))
         header, _ = await v.frame()
         assert (header["width"], header["height"]) == (64, 48)
+        # The edge viewer's event reaches the origin's program, with its hub.
+        await v.ws.send(json.dumps({"type": "event", "event": {"event_type": "key_down", "key": "r"}}))
+        deadline = time.monotonic() + 5
+        events: list[Any] = []
+        while not events:
+            events = cam.poll_events()
+            assert time.monotonic() < deadline, "no event reached the origin"
+            await asyncio.sleep(0.02)
+        assert events[0].event_type == "key_down"
+        assert events[0].hub is not None and events[0].hub.startswith("hub-")
         await v.close()
     finally:
         await a.aclose()
