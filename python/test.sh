@@ -4,8 +4,12 @@
 # A venv under target/py-venv (created once) gets maturin, pytest,
 # pytest-asyncio, websockets, numpy, matplotlib, mypy, for framehub.asgi
 # uvicorn, starlette, fastapi and httpx, and selenium (which drives Debian's
-# chromium through its chromedriver in test_pdum_widget.py and test_asgi.py;
-# the former also pip-downloads pdum.rfb's wheel into target/); the package is
+# chromium through its chromedriver in test_pdum_widget.py, test_asgi.py and
+# test_notebook.py; the first also pip-downloads pdum.rfb's wheel into
+# target/); for the notebook widget anywidget, jupyterlab,
+# jupyter-server-proxy and marimo; for framehub.rendercanvas rendercanvas,
+# wgpu and pygfx (wgpu renders on lavapipe, scripts/setup); aiortc (an
+# independent WebRTC client for test_webrtc.py); the package is
 # built as a wheel (release, abi3) with maturin and installed into it; then
 # pytest runs. The wheel is rebuilt only when a source it depends on changed,
 # so a second run goes straight to the tests. Extra arguments go to pytest.
@@ -18,7 +22,7 @@ python=${PYTHON:-python3}
 if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
-deps="maturin>=1.7,<2 pytest pytest-asyncio websockets numpy matplotlib mypy uvicorn starlette fastapi httpx selenium"
+deps="maturin>=1.7,<2 pytest pytest-asyncio websockets numpy matplotlib mypy uvicorn starlette fastapi httpx selenium anywidget jupyterlab jupyter-server-proxy marimo rendercanvas wgpu pygfx aiortc"
 if [ "$(cat "$venv/.framehub-deps" 2>/dev/null)" != "$deps" ]; then
   "$venv/bin/python" -m pip install -q --upgrade pip
   # shellcheck disable=SC2086

@@ -10,7 +10,8 @@
  *     view.addEventListener('state', (e) => console.log(e.detail.state));
  *
  * The work is split noVNC-style: `transport.js` (WebSocket, envelope,
- * reconnect), `decoder-image.js` / `decoder-patch.js` / `decoder-h264.js`
+ * reconnect), `transport-webrtc.js` (the same over WebRTC: video track and
+ * data channel), `decoder-image.js` / `decoder-patch.js` / `decoder-h264.js`
  * (one decoder per file behind one signature), `queue.js` (strict seq-order
  * presentation and acks), `display.js` (canvas, retained frame, letterbox)
  * and `input.js` (pointer, wheel, keyboard → renderview events).
@@ -21,6 +22,7 @@
 import { Display, FITS } from './display.js';
 import { Input } from './input.js';
 import { Transport } from './transport.js';
+import { RtcTransport } from './transport-webrtc.js';
 import { FrameQueue } from './queue.js';
 import { ImageFrameDecoder } from './decoder-image.js';
 import { PatchDecoder } from './decoder-patch.js';
@@ -63,12 +65,18 @@ export async function supportedFormats(imageOnly) {
  * @property {number} [maxInflight] the hub's credit per viewer (informational, default 2)
  * @property {boolean} [reconnect] reconnect after a close (default true)
  * @property {boolean} [input] forward pointer and keyboard input (default true)
+ * @property {'websocket'|'webrtc'|'auto'} [transport] how frames travel (default `websocket`):
+ *   `webrtc` receives the H.264 video over RTP/UDP and speaks the protocol over a data channel
+ *   (docs/protocol.md §13); `auto` tries WebRTC and falls back to the WebSocket when it does not
+ *   connect within `connectTimeoutMs`
+ * @property {number} [connectTimeoutMs] how long WebRTC may take to connect (default 5000)
  */
 
 /**
  * @typedef {Object} ViewStats
  * @property {'connecting'|'open'|'closed'|'error'} state
- * @property {'image'|'webcodecs'|null} transport negotiated transport
+ * @property {'image'|'webcodecs'|'webrtc'|null} transport negotiated transport
+ * @property {number|null} packetsLost WebRTC: RTP packets lost (from `getStats()`), else null
  * @property {number} width stream width (0 before the first config or frame)
  * @property {number} height stream height
  * @property {number} fps frames drawn over the last second
@@ -123,6 +131,8 @@ export class RemoteFramebufferView extends EventTarget {
       maxInflight: options.maxInflight ?? 2,
       reconnect: options.reconnect !== false,
       input: options.input !== false,
+      transport: ['webrtc', 'auto'].includes(/** @type {string} */ (options.transport)) ? /** @type {any} */ (options.transport) : 'websocket',
+      connectTimeoutMs: options.connectTimeoutMs ?? 5000,
     };
 
     // --- canvas -----------------------------------------------------------
@@ -189,22 +199,20 @@ export class RemoteFramebufferView extends EventTarget {
     });
     /** @type {Input|null} */
     this.input = this.options.input ? new Input(this.canvas, this.display, (ev) => this.sendEvent(ev)) : null;
-    this._transport = new Transport(
-      this.options.url,
-      {
-        connecting: () => this._onConnecting(),
-        open: () => this._onOpen(),
-        text: (msg, n) => this._onText(msg, n),
-        binary: (h, p, n) => this._onBinary(h, p, n),
-        close: (info) => this._onClose(info),
-        protocolError: (e) => console.warn('framehub: bad message ignored:', e.message),
-      },
-      { reconnect: this.options.reconnect },
-    );
+    /** @type {HTMLVideoElement|null} the WebRTC track's player (frames are copied to the canvas) */
+    this._videoEl = null;
+    /** @type {Object|null} the last WebRTC `getStats()` summary */
+    this._rtcStats = null;
+    this._rtcBytes = { at: 0, bytes: 0, bps: 0 };
+    /** @type {Transport|RtcTransport} */
+    this._transport = this._makeTransport(this.options.transport === 'websocket' ? 'websocket' : 'webrtc');
 
     this._onVisibility = () => this._send({ type: 'visibility', visible: document.visibilityState !== 'hidden' });
     document.addEventListener('visibilitychange', this._onVisibility);
-    this._statsTimer = setInterval(() => this._emitStats('client'), 1000);
+    this._statsTimer = setInterval(() => {
+      this._pollRtcStats();
+      this._emitStats('client');
+    }, 1000);
 
     // Connect after the constructor returns, so that listeners added right
     // after `new` see the first `state` event.
@@ -255,7 +263,9 @@ export class RemoteFramebufferView extends EventTarget {
     let bytes = 0;
     for (const [, n] of this._byteLog) bytes += n;
     const fresh = this._serverStats && now - this._serverStatsAt < 10000;
-    const rtt = fresh && Number.isFinite(this._serverStats.rtt_ms) ? this._serverStats.rtt_ms : null;
+    const rtc = this._transport instanceof RtcTransport ? this._rtcStats : null;
+    const rtt = rtc && rtc.rttMs !== null ? rtc.rttMs : fresh && Number.isFinite(this._serverStats.rtt_ms) ? this._serverStats.rtt_ms : null;
+    if (rtc) bytes = this._rtcBytes.bps / 8 + bytes;
     return {
       state: this._state,
       transport: this._transportKind,
@@ -270,6 +280,7 @@ export class RemoteFramebufferView extends EventTarget {
       stillsDrawn: this._stillsDrawn,
       framesSkipped: this._framesSkipped,
       framesReceived: this._framesReceived,
+      packetsLost: rtc ? rtc.packetsLost : null,
       lastSeq: this._lastSeq,
       decodeQueueSize: this._queue.decoding,
       closeCode: this._closeCode,
@@ -329,6 +340,7 @@ export class RemoteFramebufferView extends EventTarget {
     this._queue.clear();
     if (this._video) this._video.close();
     this._video = null;
+    this._dropVideoElement();
     if (this._ownsCanvas) this.canvas.remove();
     if (this._state !== 'error') this._setState('closed', { code: 1000, reason: 'dispose' });
   }
@@ -360,12 +372,15 @@ export class RemoteFramebufferView extends EventTarget {
   /** @private Socket open: hello, then the viewport (protocol §2). */
   async _onOpen() {
     const id = this._connId;
-    const supported = await this._supported;
-    if (id !== this._connId || this._disposed) return;
-    /** @type {Record<string, any>} */
-    const hello = { type: 'hello', supported, device_pixel_ratio: window.devicePixelRatio || 1 };
-    if (this.options.token) hello.token = this.options.token;
-    this._send(hello);
+    // Over WebRTC the hub said hello for this viewer when it took the offer.
+    if (!(this._transport instanceof RtcTransport)) {
+      const supported = await this._supported;
+      if (id !== this._connId || this._disposed) return;
+      /** @type {Record<string, any>} */
+      const hello = { type: 'hello', supported, device_pixel_ratio: window.devicePixelRatio || 1 };
+      if (this.options.token) hello.token = this.options.token;
+      this._send(hello);
+    }
     if (this.options.autoResize) this.sendViewport();
     if (document.visibilityState === 'hidden') this._send({ type: 'visibility', visible: false });
     this._setState('open');
@@ -407,6 +422,18 @@ export class RemoteFramebufferView extends EventTarget {
   /** @private */
   _onConfig(msg) {
     this._config = msg;
+    if (this._transport instanceof RtcTransport) {
+      // The video is the peer's track (_onTrack); the data channel brings stills and messages.
+      this._transportKind = 'webrtc';
+      if (msg.width > 0 && msg.height > 0) {
+        this._streamWidth = msg.width;
+        this._streamHeight = msg.height;
+      }
+      if (typeof msg.controller === 'boolean') this._controller = msg.controller;
+      this._transport.resetBackoff();
+      this.dispatchEvent(new CustomEvent('config', { detail: msg }));
+      return;
+    }
     this._transportKind = msg.transport === 'webcodecs' ? 'webcodecs' : 'image';
     if (msg.width > 0 && msg.height > 0) {
       this._streamWidth = msg.width;
@@ -532,11 +559,29 @@ export class RemoteFramebufferView extends EventTarget {
 
   /** @private */
   _ack(seq, displayed) {
+    // A WebRTC peer's units are acked by the hub as they leave its socket.
+    if (this._transport instanceof RtcTransport) return;
     this._send({ type: 'ack', seq: Number(seq), decode_queue_size: this._queue.decoding, displayed });
   }
 
   /** @private */
   _onClose(info) {
+    const rtc = this._transport;
+    if (
+      this.options.transport === 'auto' &&
+      rtc instanceof RtcTransport &&
+      !rtc.everOpened &&
+      !this._disposed &&
+      !TERMINAL_CLOSE_CODES.has(info.code)
+    ) {
+      // WebRTC did not come up (UDP blocked, no route): use the WebSocket from now on.
+      console.warn(`framehub: WebRTC did not connect (${info.reason}); using the WebSocket`);
+      rtc.close();
+      this._dropVideoElement();
+      this._transport = this._makeTransport('websocket');
+      this._transport.connect();
+      return;
+    }
     this._queue.clear();
     if (this._video) this._video.close();
     this._video = null;
@@ -547,6 +592,118 @@ export class RemoteFramebufferView extends EventTarget {
     const detail = { code: info.code, reason: info.reason || '', willRetry: info.willRetry, delay: info.delay };
     if (TERMINAL_CLOSE_CODES.has(info.code)) this._setState('error', detail);
     else this._setState('closed', detail);
+  }
+
+  /**
+   * @private
+   * @param {'websocket'|'webrtc'} kind
+   * @returns {Transport|RtcTransport}
+   */
+  _makeTransport(kind) {
+    const hooks = {
+      connecting: () => this._onConnecting(),
+      open: () => this._onOpen(),
+      text: (/** @type {any} */ msg, /** @type {number} */ n) => this._onText(msg, n),
+      binary: (/** @type {any} */ h, /** @type {Uint8Array} */ p, /** @type {number} */ n) => this._onBinary(h, p, n),
+      close: (/** @type {any} */ info) => this._onClose(info),
+      protocolError: (/** @type {Error} */ e) => console.warn('framehub: bad message ignored:', e.message),
+      track: (/** @type {MediaStream} */ s) => this._onTrack(s),
+    };
+    if (kind === 'webrtc') {
+      return new RtcTransport(this.options.url, hooks, {
+        reconnect: this.options.reconnect,
+        token: this.options.token,
+        connectTimeoutMs: this.options.connectTimeoutMs,
+      });
+    }
+    return new Transport(this.options.url, hooks, { reconnect: this.options.reconnect });
+  }
+
+  /**
+   * @private The WebRTC video track arrived: play it in a hidden `<video>` and
+   * copy each new frame into the canvas (same letterboxing and event mapping).
+   *
+   * @param {MediaStream} stream
+   */
+  _onTrack(stream) {
+    this._dropVideoElement();
+    const v = document.createElement('video');
+    v.muted = true;
+    v.playsInline = true;
+    v.autoplay = true;
+    Object.assign(v.style, { position: 'fixed', left: '0', top: '0', width: '2px', height: '2px', opacity: '0', pointerEvents: 'none' });
+    v.setAttribute('aria-hidden', 'true');
+    document.body.appendChild(v);
+    v.srcObject = stream;
+    this._videoEl = v;
+    v.play().catch(() => {});
+    /** @param {number} _now @param {any} meta */
+    const onFrame = (_now, meta) => {
+      if (this._videoEl !== v) return;
+      this._drawVideoFrame(v, meta);
+      v.requestVideoFrameCallback(onFrame);
+    };
+    if ('requestVideoFrameCallback' in v) v.requestVideoFrameCallback(onFrame);
+  }
+
+  /**
+   * @private
+   * @param {HTMLVideoElement} v
+   * @param {any} meta `requestVideoFrameCallback` metadata (`rtpTimestamp` for WebRTC)
+   */
+  _drawVideoFrame(v, meta) {
+    const w = v.videoWidth;
+    const h = v.videoHeight;
+    if (!w || !h) return;
+    // The hub's keyframe of the picture a lossless still already shows exactly
+    // (same publish time): not painted over the exact pixels.
+    if (this._stillTimestamp !== null && meta && typeof meta.rtpTimestamp === 'number') {
+      const stillRtp = Math.floor((this._stillTimestamp * 9) / 100) % 2 ** 32;
+      if (meta.rtpTimestamp === stillRtp) return;
+    }
+    this.display.draw({
+      width: w,
+      height: h,
+      full: true,
+      still: false,
+      paint: (ctx) => ctx.drawImage(v, 0, 0, w, h),
+      close: () => {},
+    });
+    const now = performance.now();
+    this._framesDrawn++;
+    this._framesReceived++;
+    this._lastSeq++;
+    this._drawTimes.push(now);
+    if (this._drawTimes.length > 600) this._drawTimes.splice(0, 300);
+    this._streamWidth = w;
+    this._streamHeight = h;
+    this._lastFrame = { width: w, height: h };
+    this.dispatchEvent(new CustomEvent('frame', { detail: { seq: this._lastSeq, width: w, height: h, still: false } }));
+  }
+
+  /** @private */
+  _dropVideoElement() {
+    const v = this._videoEl;
+    this._videoEl = null;
+    if (v) {
+      v.srcObject = null;
+      v.remove();
+    }
+  }
+
+  /** @private Refreshes the WebRTC statistics (once a second). */
+  _pollRtcStats() {
+    const t = this._transport;
+    if (!(t instanceof RtcTransport)) return;
+    t.stats().then((s) => {
+      if (!s) return;
+      const now = performance.now();
+      const b = this._rtcBytes;
+      if (b.at > 0 && s.bytesReceived >= b.bytes) b.bps = ((s.bytesReceived - b.bytes) * 8 * 1000) / Math.max(1, now - b.at);
+      b.at = now;
+      b.bytes = s.bytesReceived;
+      this._rtcStats = s;
+    }).catch(() => {});
   }
 
   /** @private The canvas changed size: repaint happened already; tell the hub (once per frame). */

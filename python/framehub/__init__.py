@@ -26,6 +26,8 @@ mounts a hub in a Python web app (FastAPI, Starlette: any ASGI server).
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import asgi, sync
 from ._aio import Display, Server, connect, serve, serve_server
 from ._base import EVENT_SHAPES, DownscaleHint
@@ -38,6 +40,16 @@ from ._errors import (
     UnknownStreamError,
 )
 from ._native import STREAM_SETTINGS, AuthContext, InputEvent, __version__
+
+
+def widget(source: Any, **options: Any) -> Any:
+    """A notebook widget (anywidget) showing a stream: ``source`` is a
+    ``Display`` or a viewer URL (``ws://HOST:PORT/<name>``). See
+    ``framehub.notebook.widget``; needs ``pip install 'framehub[notebook]'``."""
+    from .notebook import widget as make
+
+    return make(source, **options)
+
 
 __all__ = [
     "AuthContext",
@@ -59,4 +71,5 @@ __all__ = [
     "serve",
     "serve_server",
     "sync",
+    "widget",
 ]

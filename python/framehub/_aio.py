@@ -4,22 +4,94 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import _native
-from ._base import DownscaleHint, ServerBase, StreamBase, check_address, pdum_settings
+from ._base import (
+    DownscaleHint,
+    RecordingBase,
+    ServerBase,
+    StreamBase,
+    check_address,
+    pdum_settings,
+    record_args,
+)
 from ._remote import RemoteAddress, remote_base
 
 if TYPE_CHECKING:
     from ._native import InputEvent
 
-__all__ = ["Display", "Lifecycle", "Server", "connect", "serve", "serve_server"]
+__all__ = [
+    "Display",
+    "Lifecycle",
+    "Recording",
+    "Server",
+    "connect",
+    "serve",
+    "serve_server",
+]
+
+
+class Recording(RecordingBase):
+    """An MP4 recording (``display.record(path)``), as pdum.rfb's: an async
+    context manager that finalizes the file on exit, or ``await rec.stop()``.
+    See ``RecordingBase`` for what the file holds."""
+
+    async def stop(self) -> dict[str, Any]:
+        """Stops recording and finalizes the file (in a worker thread).
+        Returns ``{"frames", "keyframes", "dropped", "bytes", "duration"}``
+        (duration in seconds). Idempotent. Raises ``OSError`` when writing
+        failed, ``FramehubError`` when the video could not be muxed (the
+        stream's size changed: the file holds the video up to then)."""
+        return await asyncio.to_thread(self._native.stop)
+
+    async def __aenter__(self) -> Recording:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
 
 
 class Display(StreamBase["Server"]):
     """One stream of a hub (what ``serve()`` and ``Server.add_stream()`` return)."""
+
+    def record(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        fps: int | None = None,
+        bitrate: int | None = None,
+        crf: int | None = None,
+        preset: str = "veryfast",
+        fragment_duration: float = 1.0,
+    ) -> Recording:
+        """Records what this stream publishes to an MP4 file at ``path``
+        (created or truncated) and returns the started ``Recording``::
+
+            async with display.record("out.mp4"):
+                ...  # publish frames
+            # or: rec = display.record("out.mp4"); ...; await rec.stop()
+
+        H.264 from the stream's own encoder (no second encode; while
+        recording it runs even with no viewer), each picture timed by when
+        it was published, as fragmented MP4 (``fragment_duration`` seconds
+        at most per fragment). ``fps`` and ``preset`` are pdum.rfb's
+        keywords and have no effect; ``bitrate``/``crf`` raise
+        ``NotImplementedError`` (set ``bitrate`` on the stream).
+
+        Raises ``OSError`` when the file cannot be created, ``ValueError``
+        for a bad ``fragment_duration``.
+        """
+        frag = record_args(fps, bitrate, crf, preset, fragment_duration)
+        return Recording(self._native.record(os.fspath(path), frag))
 
     async def events(self) -> AsyncIterator[InputEvent | DownscaleHint]:
         """The viewers' input events as they arrive; ends when the stream

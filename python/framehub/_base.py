@@ -8,6 +8,7 @@ import threading
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import _native
@@ -16,7 +17,14 @@ from ._errors import UnknownStreamError
 if TYPE_CHECKING:
     from ._native import InputEvent
 
-__all__ = ["EVENT_SHAPES", "DownscaleHint", "StreamBase", "ServerBase", "check_address"]
+__all__ = [
+    "EVENT_SHAPES",
+    "DownscaleHint",
+    "RecordingBase",
+    "StreamBase",
+    "ServerBase",
+    "check_address",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +131,67 @@ def pdum_settings(config: Mapping[str, Any], caller: str) -> tuple[dict[str, Any
                 "(the Rust API's ResizePolicy::Controller follows a viewer's size)"
             )
     return out, shape
+
+
+class RecordingBase:
+    """An MP4 recording of a stream (what ``display.record(path)`` returns).
+
+    The file holds H.264 from the stream's own encoder (no second encode),
+    each picture timed by when it was published (variable frame rate: a
+    pause plays as long as it lasted), as fragmented MP4, so a process that
+    dies leaves a file playable up to its last fragment (at most
+    ``fragment_duration`` seconds lost). ``stop()`` finalizes it.
+    """
+
+    def __init__(self, native: _native.Recording) -> None:
+        self._native = native
+
+    @property
+    def path(self) -> Path:
+        """The file being written."""
+        return Path(self._native.path)
+
+    @property
+    def frames_written(self) -> int:
+        """Pictures written so far (pdum.rfb's name)."""
+        return self._native.frames_written
+
+    @property
+    def dropped(self) -> int:
+        """Access units lost so far (the writer fell behind the encoder; it
+        resumes at the next keyframe). Viewers are never held back."""
+        return self._native.dropped
+
+    @property
+    def bytes_written(self) -> int:
+        """Bytes written to the file so far."""
+        return self._native.bytes_written
+
+    @property
+    def finished(self) -> bool:
+        """Whether the recording has ended: stopped, its stream removed or
+        the hub closed, or an error (which ``stop()`` raises)."""
+        return self._native.finished
+
+    def __repr__(self) -> str:
+        return repr(self._native)
+
+
+def record_args(
+    fps: int | None, bitrate: int | None, crf: int | None, preset: str, fragment_duration: float
+) -> float:
+    """Checks ``record()``'s pdum.rfb keywords: ``fps`` and ``preset`` are
+    accepted and have no effect (the stream's encoder sets the rate; the
+    timing comes from publish times); ``bitrate`` and ``crf`` raise
+    ``NotImplementedError`` (the recording shares the stream's encoder:
+    set ``bitrate`` on the stream). Returns ``fragment_duration``."""
+    del fps, preset
+    if bitrate is not None or crf is not None:
+        raise NotImplementedError(
+            "record(bitrate=..., crf=...): a framehub recording takes the stream's own H.264 "
+            "(no second encode); set bitrate=... on serve()/add_stream() instead"
+        )
+    return float(fragment_duration)
 
 
 def _is_srgb(color: Any) -> bool:
@@ -315,6 +384,15 @@ class StreamBase(Generic[S]):
         """One snapshot per connected viewer (``client_id``, ``frames_sent``,
         ``fps_acked``, ``rtt_ms``, ... as ``GET /streams/<name>/metrics``)."""
         return self._native.metrics()
+
+    def widget(self, **options: Any) -> Any:
+        """A notebook widget (anywidget) showing this stream, connected
+        straight to the hub: ``framehub.notebook.widget(self, **options)``
+        (options: ``fit``, ``image_only``, ``token``, ``height``, ``width``,
+        ``status``, ``url``, ...). Needs ``pip install 'framehub[notebook]'``."""
+        from .notebook import widget
+
+        return widget(self, **options)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.width}x{self.height} at {self.ws_url}>"

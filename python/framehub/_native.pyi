@@ -10,14 +10,23 @@ __all__ = [
     "Hub",
     "InputEvent",
     "Lifecycle",
+    "Recording",
     "STREAM_SETTINGS",
     "Stream",
     "ViewerChannel",
     "__version__",
+    "web_asset",
+    "web_asset_names",
 ]
 
 __version__: str
 STREAM_SETTINGS: list[str]
+
+def web_asset(name: str) -> bytes | None:
+    """A file of the embedded browser client (``web/``), or None."""
+
+def web_asset_names() -> list[str]:
+    """The embedded browser client's file names."""
 
 @final
 class AuthContext:
@@ -68,6 +77,7 @@ class Stream:
     def wait_event_async(self, event_loop: asyncio.AbstractEventLoop) -> asyncio.Future[bool]: ...
     def wait_event(self, timeout: float | None = None) -> bool | None: ...
     def metrics(self) -> list[dict[str, Any]]: ...
+    def record(self, path: str, fragment_duration: float = 1.0) -> Recording: ...
     @property
     def name(self) -> str: ...
     @property
@@ -80,6 +90,22 @@ class Stream:
     def events_dropped(self) -> int: ...
     @property
     def frame_pending(self) -> bool: ...
+
+@final
+class Recording:
+    """An MP4 recording of a stream (``Stream.record``)."""
+
+    def stop(self) -> dict[str, Any]: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def frames_written(self) -> int: ...
+    @property
+    def dropped(self) -> int: ...
+    @property
+    def bytes_written(self) -> int: ...
+    @property
+    def finished(self) -> bool: ...
 
 @final
 class Lifecycle:

@@ -18,26 +18,76 @@ own threads (its tokio runtime) either way, so nothing has to be pumped::
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import _native
-from ._base import DownscaleHint, ServerBase, StreamBase, check_address, pdum_settings
+from ._base import (
+    DownscaleHint,
+    RecordingBase,
+    ServerBase,
+    StreamBase,
+    check_address,
+    pdum_settings,
+    record_args,
+)
 from ._remote import RemoteAddress, remote_base
 
 if TYPE_CHECKING:
     from ._native import InputEvent
 
-__all__ = ["Display", "Server", "connect", "serve", "serve_server"]
+__all__ = ["Display", "Recording", "Server", "connect", "serve", "serve_server"]
 
 # Longest single wait inside events(), so Ctrl-C is seen promptly.
 _SLICE = 0.2
 
 
+class Recording(RecordingBase):
+    """An MP4 recording (``display.record(path)``, synchronous API): a
+    context manager that finalizes the file on exit, or ``rec.stop()``.
+    See ``RecordingBase`` for what the file holds."""
+
+    def stop(self) -> dict[str, Any]:
+        """Stops recording and finalizes the file (blocks until written).
+        Returns ``{"frames", "keyframes", "dropped", "bytes", "duration"}``
+        (duration in seconds). Idempotent. Raises ``OSError`` when writing
+        failed, ``FramehubError`` when the video could not be muxed (the
+        stream's size changed: the file holds the video up to then)."""
+        return self._native.stop()
+
+    def __enter__(self) -> Recording:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
 class Display(StreamBase["Server"]):
     """One stream of a hub (synchronous API)."""
+
+    def record(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        fps: int | None = None,
+        bitrate: int | None = None,
+        crf: int | None = None,
+        preset: str = "veryfast",
+        fragment_duration: float = 1.0,
+    ) -> Recording:
+        """Records what this stream publishes to an MP4 file at ``path``
+        and returns the started ``Recording`` (``with display.record(p):``
+        or ``rec.stop()``). The same as the async ``Display.record``."""
+        frag = record_args(fps, bitrate, crf, preset, fragment_duration)
+        return Recording(self._native.record(os.fspath(path), frag))
 
     def events(self, timeout: float | None = None) -> Iterator[InputEvent | DownscaleHint]:
         """Yields the viewers' events as they arrive, blocking in between.

@@ -5,12 +5,16 @@
 //! each into the stream `--name` of a hub it serves (or, with `--hub`, of a
 //! running hub elsewhere, as a remote publisher), paced at the input's
 //! frame rate, and keeps the last frame on screen at the end of input.
+//! With `--record FILE.mp4` it also records the stream to an MP4 file
+//! ([`framehub::Stream::record`]), finalized at exit.
 
 use std::io::Read;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use framehub::{Frame, RemoteOptions, RemoteStream, Server, Stream, StreamConfig};
+use framehub::{
+    Frame, RecordOptions, Recording, RemoteOptions, RemoteStream, Server, Stream, StreamConfig,
+};
 
 use crate::y4m::Y4mReader;
 
@@ -58,6 +62,11 @@ pub struct PipeArgs {
     pub token: Option<String>,
     #[command(flatten)]
     pub nats: crate::nats_args::NatsArgs,
+    /// Also record what is published to this MP4 file (H.264 from the
+    /// stream's own encoder, fragmented, timed by publish time), finalized
+    /// at exit; if the process dies, the file plays up to its last fragment.
+    #[arg(long, value_name = "FILE.mp4")]
+    pub record: Option<std::path::PathBuf>,
 }
 
 /// Largest frame side accepted, in pixels (the hub's limit).
@@ -228,8 +237,19 @@ pub async fn run(args: PipeArgs) -> anyhow::Result<()> {
         );
     }
 
+    let recording = match &args.record {
+        Some(path) => {
+            let rec = stream
+                .record(path, RecordOptions::default())
+                .with_context(|| format!("cannot record to {}", path.display()))?;
+            esay!("recording to {}", path.display());
+            Some(rec)
+        }
+        None => None,
+    };
+
     let reader = tokio::task::spawn_blocking(move || pump(source, &stream, fps));
-    tokio::select! {
+    let result = tokio::select! {
         done = reader => {
             match done.context("reader thread")? {
                 Ok(n) => {
@@ -238,20 +258,40 @@ pub async fn run(args: PipeArgs) -> anyhow::Result<()> {
                         esay!("the last frame stays on screen; Ctrl-C to quit");
                         tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
                     }
-                    server.close().await;
                     Ok(())
                 }
-                Err(e) => {
-                    server.close().await;
-                    Err(e)
-                }
+                Err(e) => Err(e),
             }
         }
-        _ = tokio::signal::ctrl_c() => {
-            server.close().await;
-            Ok(())
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    };
+    let recorded = stop_recording(recording).await;
+    server.close().await;
+    result.and(recorded)
+}
+
+/// Stops and finalizes `--record`'s file (off the runtime) and says what it holds.
+async fn stop_recording(recording: Option<Recording>) -> anyhow::Result<()> {
+    let Some(rec) = recording else {
+        return Ok(());
+    };
+    let path = rec.path().display().to_string();
+    let stats = tokio::task::spawn_blocking(move || rec.stop())
+        .await
+        .context("recording thread")?
+        .with_context(|| format!("recording to {path} failed"))?;
+    esay!(
+        "recorded {} frames ({:.2} s, {} bytes{}) to {path}",
+        stats.frames,
+        stats.duration.as_secs_f64(),
+        stats.bytes,
+        if stats.dropped > 0 {
+            format!(", {} units dropped", stats.dropped)
+        } else {
+            String::new()
         }
-    }
+    );
+    Ok(())
 }
 
 /// Reads and publishes frames at `fps` until the end of input; returns the frame count.

@@ -493,7 +493,7 @@ mod tests {
         }
         fn put(&mut self, v: u64, n: u32) {
             for i in (0..n).rev() {
-                if self.bit % 8 == 0 {
+                if self.bit.is_multiple_of(8) {
                     self.out.push(0);
                 }
                 let b = ((v >> i) & 1) as u8;

@@ -230,7 +230,7 @@ pub fn rgb_to_i420_bt709(image: &RawImage<'_>) -> Result<I420Planes, CodecError>
 }
 
 fn check_even(width: u32, height: u32) -> Result<(), CodecError> {
-    if width == 0 || height == 0 || width % 2 != 0 || height % 2 != 0 {
+    if width == 0 || height == 0 || !width.is_multiple_of(2) || !height.is_multiple_of(2) {
         return Err(CodecError::InvalidImage(format!(
             "H.264 4:2:0 needs even, non-zero sides; got {width}x{height}"
         )));

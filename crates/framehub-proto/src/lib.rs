@@ -6,6 +6,7 @@
 //! * [`negotiate`]: choosing `image` or `webcodecs` from `hello.supported`;
 //! * [`session`]: the per-viewer state machine (handshake, credit, latest-wins,
 //!   keyframe gate, timers), fed with messages, frames and the current time;
+//! * [`link`]: one message between a viewer and its session, as any transport carries it;
 //! * [`feed`]: the feed between a stream's source half and its fan-out half (remote publishers);
 //! * [`adapt`]: the per-viewer adaptive-quality controller the session runs.
 //!
@@ -17,6 +18,7 @@ pub mod adapt;
 pub mod envelope;
 pub mod event;
 pub mod feed;
+pub mod link;
 pub mod message;
 pub mod negotiate;
 pub mod principal;

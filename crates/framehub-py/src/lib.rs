@@ -22,9 +22,23 @@ mod convert;
 mod error;
 mod hub;
 mod lifecycle;
+mod record;
 mod stream;
 
 use pyo3::prelude::*;
+
+/// The bytes of file `name` of the browser client embedded in the hub
+/// (`web/`: `framehub.js` and its modules), or None.
+#[pyfunction]
+fn web_asset(py: Python<'_>, name: &str) -> Option<Py<pyo3::types::PyBytes>> {
+    framehub::web_asset(name).map(|b| pyo3::types::PyBytes::new(py, b).unbind())
+}
+
+/// The names of the embedded browser client's files.
+#[pyfunction]
+fn web_asset_names() -> Vec<&'static str> {
+    framehub::web_asset_names().collect()
+}
 
 /// The extension module.
 #[pymodule]
@@ -34,8 +48,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<asgi::AsgiBridge>()?;
     m.add_class::<asgi::ViewerChannel>()?;
     m.add_class::<stream::Stream>()?;
+    m.add_class::<record::Recording>()?;
     m.add_class::<stream::InputEvent>()?;
     m.add_class::<auth::AuthContext>()?;
+    m.add_function(wrap_pyfunction!(web_asset, m)?)?;
+    m.add_function(wrap_pyfunction!(web_asset_names, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("STREAM_SETTINGS", config::KEYWORDS.to_vec())?;
     Ok(())

@@ -474,6 +474,25 @@ impl Stream {
         }))
     }
 
+    /// Records what this stream publishes to a new MP4 file at `path` (see
+    /// the Rust `Stream::record`): H.264 from the stream's own encoder,
+    /// fragmented (`fragment_duration` seconds at most per fragment), each
+    /// picture timed by when it was published. Returns a `Recording`;
+    /// its `stop()` finalizes the file.
+    ///
+    /// Raises `OSError` when the file cannot be created, `ValueError` for a
+    /// `fragment_duration` outside 0.01..=3600, `FramehubError` when the
+    /// stream has no H.264 to record (a remote publisher's without it).
+    #[pyo3(signature = (path, fragment_duration=1.0))]
+    fn record(
+        &self,
+        py: Python<'_>,
+        path: std::path::PathBuf,
+        fragment_duration: f64,
+    ) -> PyResult<crate::record::Recording> {
+        crate::record::start(py, &self.stream, path, fragment_duration)
+    }
+
     /// One metrics snapshot (a dict) per connected viewer.
     fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let list = PyList::empty(py);

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::ws::{CloseFrame, Message};
-use bytes::Bytes;
 use futures_channel::mpsc;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 
@@ -41,25 +40,7 @@ pub const VIEWER_CHANNEL_OUT: usize = 8;
 /// waits while the channel is full).
 pub const VIEWER_CHANNEL_IN: usize = 16;
 
-/// One WebSocket message between a viewer and its session, in either
-/// direction, as carried by a [`ViewerChannel`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ViewerMessage {
-    /// A text message: JSON control messages (`docs/protocol.md` §3).
-    Text(String),
-    /// A binary message: a media envelope from the hub (§4); the hub ignores
-    /// binary messages from viewers.
-    Binary(Bytes),
-    /// The WebSocket close: `code` (1000..=4999) and a short reason. From
-    /// the session, the last message; the other side closes the viewer's
-    /// socket with it.
-    Close {
-        /// Close code (RFC 6455 §7.4; framehub's own 44xx in protocol §7).
-        code: u16,
-        /// Reason, at most 123 bytes of UTF-8.
-        reason: String,
-    },
-}
+pub use framehub_proto::link::ViewerMessage;
 
 /// What a viewer's WebSocket upgrade request said, for
 /// [`Server::attach_viewer`](crate::Server::attach_viewer): the same facts the
@@ -155,6 +136,14 @@ impl ViewerSender {
     /// The viewer is gone: the session ends as on a closed socket.
     pub fn close(&mut self) {
         self.0.close_channel();
+    }
+}
+
+impl ViewerChannel {
+    /// The two channel ends (for the WebRTC driver, which takes them as they are).
+    #[cfg(feature = "webrtc")]
+    pub(crate) fn into_parts(self) -> (mpsc::Sender<ViewerMessage>, mpsc::Receiver<ViewerMessage>) {
+        (self.sender.0, self.receiver.0)
     }
 }
 

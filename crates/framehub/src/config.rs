@@ -386,6 +386,7 @@ impl fmt::Debug for ServerConfig {
             .field("publisher_grace", &self.publisher_grace)
             .field("max_frame_bytes", &self.max_frame_bytes)
             .field("nats", &self.nats)
+            .field("webrtc", &self.webrtc)
             .finish()
     }
 }
@@ -540,6 +541,41 @@ impl NatsConfig {
                 .map(str::to_string)
                 .collect(),
             ..NatsConfig::default()
+    /// WebRTC viewers (`docs/protocol.md` §13); used when framehub is built
+    /// with its `webrtc` feature, ignored otherwise.
+    pub webrtc: WebRtcConfig,
+}
+
+/// How a hub serves WebRTC viewers (feature `webrtc`; `docs/protocol.md` §13).
+#[derive(Debug, Clone)]
+pub struct WebRtcConfig {
+    /// Serve WebRTC viewers (default true). Off: the signalling routes answer 503.
+    pub enabled: bool,
+    /// The UDP address every peer shares. None (default): the hub's TCP
+    /// address and port number, taken when the hub listens
+    /// ([`crate::Server::listen`]); a hub that does not listen has no
+    /// WebRTC unless this is set.
+    pub bind: Option<std::net::SocketAddr>,
+    /// Addresses announced to peers as ICE host candidates, for a hub behind
+    /// 1:1 NAT or on several interfaces. Empty (default): the address each
+    /// peer's signalling request reached.
+    pub announce: Vec<std::net::IpAddr>,
+    /// STUN/TURN server URLs handed to the page's client (`GET /_/webrtc`)
+    /// for its `RTCPeerConnection` (the hub itself is ICE-lite and needs none).
+    pub ice_servers: Vec<String>,
+    /// A peer whose ICE and DTLS are not done after this long is dropped and
+    /// its place in the limits freed. Default 10 s.
+    pub connect_timeout: Duration,
+}
+
+impl Default for WebRtcConfig {
+    fn default() -> Self {
+        WebRtcConfig {
+            enabled: true,
+            bind: None,
+            announce: Vec::new(),
+            ice_servers: Vec::new(),
+            connect_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -563,6 +599,7 @@ impl Default for ServerConfig {
             publisher_grace: Duration::from_secs(10),
             max_frame_bytes: 32 << 20,
             nats: None,
+            webrtc: WebRtcConfig::default(),
         }
     }
 }

@@ -110,11 +110,7 @@ pub(crate) fn next_job(
     }
 
     // Video: one chain per tier; tier t is encoded on thread t % ENCODE_THREADS.
-    let video_tiers = if stream.has_video() {
-        stream.video_tiers()
-    } else {
-        0
-    };
+    let video_tiers = stream.chain_tiers();
     for tier in (0..video_tiers).filter(|t| usize::from(*t) % ENCODE_THREADS == worker) {
         let out = Variant {
             format: OutputFormat::H264,
@@ -162,7 +158,7 @@ pub(crate) fn next_job(
         // more as a sharper keyframe (viewers that list framehub/still-png
         // get the PNG too, and their client keeps the PNG on screen).
         let in_chain = encoded(OutputFormat::H264) >= frame.id;
-        if stream.has_video()
+        if stream.chain_tiers() > 0
             && worker == 0
             && stream.video_viewers_at(0) > 0
             && in_chain

@@ -44,6 +44,12 @@ pub enum Error {
     /// `nats` feature.
     #[error("NATS: {0}")]
     Nats(String),
+    /// An MP4 recording could not start or ended early
+    /// ([`crate::Stream::record`], [`crate::Recording::stop`]): the stream
+    /// has no H.264 chain, or its H.264 could not be muxed (e.g. its size
+    /// changed while recording).
+    #[error("recording: {0}")]
+    Recording(String),
     /// An encoder could not be created.
     #[error("codec error: {0}")]
     Codec(#[from] framehub_codec::CodecError),
@@ -57,7 +63,7 @@ impl IntoResponse for Error {
             Error::InvalidName { .. } | Error::InvalidFrame(_) => StatusCode::BAD_REQUEST,
             Error::Closed => StatusCode::SERVICE_UNAVAILABLE,
             Error::Refused { .. } => StatusCode::FORBIDDEN,
-            Error::Io(_) | Error::Codec(_) | Error::Nats(_) => {
+            Error::Io(_) | Error::Codec(_) | Error::Nats(_) | Error::Recording(_) => {
                 tracing::error!(error = %self, "internal error");
                 return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
             }

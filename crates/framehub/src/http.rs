@@ -26,7 +26,11 @@ mod assets {
 
 /// Builds the router over a hub's state.
 pub(crate) fn router(inner: Arc<Inner>) -> Router {
-    Router::new()
+    let router = Router::new();
+    // WebRTC signalling (feature `webrtc`, webrtc.rs).
+    #[cfg(feature = "webrtc")]
+    let router = crate::webrtc::routes(router);
+    router
         .route("/health", get(|| async { "ok" }))
         .route("/streams", get(list_streams))
         .route("/streams/{name}/metrics", get(stream_metrics))
@@ -50,6 +54,18 @@ fn asset_bytes(name: &str) -> Option<&'static [u8]> {
         .iter()
         .find(|(n, _)| *n == name)
         .map(|(_, b)| *b)
+}
+
+/// The bytes of file `name` of the embedded browser client (`web/`, as the
+/// hub serves it at `/_/<name>`), such as `"framehub.js"`; None if absent.
+/// The Python package bundles the client from these for its notebook widget.
+pub fn web_asset(name: &str) -> Option<&'static [u8]> {
+    asset_bytes(name)
+}
+
+/// The names of the embedded browser client's files, sorted.
+pub fn web_asset_names() -> impl Iterator<Item = &'static str> {
+    assets::ASSETS.iter().map(|(n, _)| *n)
 }
 
 fn content_type(name: &str) -> &'static str {
@@ -101,7 +117,7 @@ fn page(name: &str, status: StatusCode, base: &str) -> Response {
 
 /// The hub's root as the browser sees it: the original request path less
 /// the path the hub's router matched (`/fh/cam` matched as `/cam` → `/fh/`).
-fn hub_base(parts: &axum::http::request::Parts) -> String {
+pub(crate) fn hub_base(parts: &axum::http::request::Parts) -> String {
     let inner = parts.uri.path();
     let original = parts
         .extensions

@@ -39,12 +39,15 @@ mod listen;
 mod nats;
 mod prometheus;
 mod publish;
+mod record;
 mod remote;
 mod server;
 mod stream;
 #[cfg(feature = "h264")]
 mod video;
 mod viewer;
+#[cfg(feature = "webrtc")]
+mod webrtc;
 
 pub use attach::{
     AttachError, SessionEnded, TrySend, ViewerChannel, ViewerMessage, ViewerReceiver,
@@ -52,7 +55,8 @@ pub use attach::{
 };
 pub use config::{
     authenticator, AuthContext, AuthError, AuthFuture, Authenticator, InputFilter, InputPolicy,
-    NatsConfig, Origins, ResizePolicy, ServerConfig, StreamConfig, IMAGE_TIER_STEPS,
+    NatsConfig, Origins, ResizePolicy, ServerConfig, StreamConfig, WebRtcConfig,
+    IMAGE_TIER_STEPS,
 };
 pub use error::{check_stream_name, Error, RESERVED_NAMES};
 pub use events::ViewerEvent;
@@ -61,7 +65,9 @@ pub use framehub_proto::{
     self as proto, event, AdaptConfig, ImageFormat, InputEvent, OutputFormat, Principal,
     QualityTier, SessionMetrics,
 };
+pub use http::{web_asset, web_asset_names};
 pub use lifecycle::LifecycleEvent;
+pub use record::{RecordOptions, Recording, RecordingStats};
 pub use remote::{RemoteOptions, RemoteStream};
 pub use server::{HubCounters, Server, ServerBuilder};
 pub use stream::Stream;

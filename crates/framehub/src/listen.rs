@@ -41,6 +41,11 @@ use crate::events::lock;
 use crate::server::Inner;
 
 /// Why a connection was closed before HTTP (counted in `/_/metrics` `refused`).
+/// The hub's side of a request's TCP connection (a request extension set
+/// by [`serve`]): the address a WebRTC peer is told to reach.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LocalAddr(pub std::net::SocketAddr);
+
 pub(crate) const TOO_MANY_HTTP: &str = "too many HTTP connections";
 /// See [`TOO_MANY_HTTP`].
 pub(crate) const TOO_MANY_HTTP_FROM_ADDRESS: &str = "too many HTTP connections from this address";
@@ -99,6 +104,7 @@ pub(crate) async fn serve(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
+        let local = tcp.local_addr().ok();
         let app = app.clone();
         let builder = builder.clone();
         let counters = Arc::clone(&inner.counters);
@@ -108,6 +114,9 @@ pub(crate) async fn serve(
             let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
                 let mut req = req.map(axum::body::Body::new);
                 req.extensions_mut().insert(ConnectInfo(peer));
+                if let Some(local) = local {
+                    req.extensions_mut().insert(LocalAddr(local));
+                }
                 app.clone().oneshot(req)
             });
             let conn = builder

@@ -37,6 +37,9 @@ pub(crate) struct Inner {
     /// The hub's membership in a NATS system, once joined (`nats/`).
     #[cfg(feature = "nats")]
     pub(crate) nats: tokio::sync::OnceCell<Arc<crate::nats::NatsHub>>,
+    /// The WebRTC endpoint (feature `webrtc`), bound when the hub listens.
+    #[cfg(feature = "webrtc")]
+    pub(crate) webrtc: std::sync::OnceLock<framehub_webrtc::Endpoint>,
 }
 
 /// Hub-wide counts of refused and closed viewers (`GET /_/metrics`).
@@ -362,6 +365,8 @@ impl Server {
             prometheus: std::sync::OnceLock::new(),
             #[cfg(feature = "nats")]
             nats: tokio::sync::OnceCell::new(),
+            #[cfg(feature = "webrtc")]
+            webrtc: std::sync::OnceLock::new(),
         });
         Server {
             _guard: Arc::new(CloseOnDrop(Arc::clone(&inner))),
@@ -495,6 +500,8 @@ impl Server {
         self.join_nats().await?;
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
+        #[cfg(feature = "webrtc")]
+        crate::webrtc::start(&self.inner, local).await?;
         let shutdown = self.inner.shutdown.subscribe();
         let task = tokio::spawn(crate::listen::serve(
             Arc::clone(&self.inner),
@@ -579,6 +586,11 @@ impl Server {
     /// viewers to be told.
     pub async fn close(&self) {
         self.inner.begin_shutdown();
+        // Its UDP port is released once its peers have ended.
+        #[cfg(feature = "webrtc")]
+        if let Some(e) = self.inner.webrtc.get() {
+            e.close();
+        }
         let task = lock(&self.inner.listener).take();
         if let Some(task) = task {
             let _ = tokio::time::timeout(Duration::from_secs(2), task).await;

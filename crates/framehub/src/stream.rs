@@ -147,6 +147,9 @@ pub(crate) struct StreamShared {
     pub(crate) encodes: HashMap<Variant, AtomicU64>,
     /// Lossless stills made.
     pub(crate) stills: AtomicU64,
+    /// MP4 recordings running (`record.rs`): while any runs, the full-rate
+    /// H.264 chain runs even when the stream offers no H.264 to viewers.
+    pub(crate) recordings: AtomicUsize,
     /// Video stills (sharper keyframes of a resting frame) made.
     pub(crate) video_stills: AtomicU64,
     /// Region updates made (each shared by every viewer that holds its base).
@@ -325,6 +328,7 @@ impl StreamShared {
             height: AtomicU32::new(height),
             encodes: counted.iter().map(|f| (*f, AtomicU64::new(0))).collect(),
             stills: AtomicU64::new(0),
+            recordings: AtomicUsize::new(0),
             video_stills: AtomicU64::new(0),
             patches: AtomicU64::new(0),
             patch_viewers: AtomicUsize::new(0),
@@ -380,6 +384,22 @@ impl StreamShared {
     /// Whether this stream offers H.264.
     pub fn has_video(&self) -> bool {
         cfg!(feature = "h264") && self.cfg.h264 && !lock(&self.codec).is_empty()
+    }
+
+    /// Video tiers whose H.264 chains the encode threads run: every tier
+    /// when the stream offers H.264, else tier 0 alone while a recording
+    /// runs (its own encoder: nobody else takes those units), else none.
+    pub fn chain_tiers(&self) -> u8 {
+        if self.has_video() {
+            self.video_tiers()
+        } else if cfg!(feature = "h264")
+            && self.source == SourceKind::Local
+            && self.recordings.load(Ordering::Relaxed) > 0
+        {
+            1
+        } else {
+            0
+        }
     }
 
     /// The image outputs this stream encodes (formats at their tiers), in a fixed order.
@@ -911,6 +931,30 @@ impl Stream {
     /// resting frame, whatever the number of viewers).
     pub fn still_count(&self) -> u64 {
         self.shared.stills.load(Ordering::Relaxed)
+    }
+
+    /// Records what this stream publishes to a new MP4 file at `path`
+    /// (created, or truncated): H.264 from the stream's own full-rate chain
+    /// (no second encode; while recording the chain runs even with no
+    /// viewer), each picture timed by when it was published (variable
+    /// frame rate, 90 kHz), as fragmented MP4 so a crash leaves a file
+    /// playable up to its last fragment. [`crate::Recording::stop`]
+    /// finalizes it. Recording never holds back viewers: a writer that
+    /// falls behind loses units (counted) and resumes at a keyframe.
+    ///
+    /// A stream that offers no H.264 to viewers ([`crate::StreamConfig::h264`]
+    /// off, the default) runs the same chain while it records, for the
+    /// recording alone.
+    ///
+    /// Errors: [`Error::Recording`] when framehub was built without its
+    /// `h264` feature, or the stream is a remote publisher's that sends no
+    /// H.264; [`Error::Io`] when the file cannot be created.
+    pub fn record(
+        &self,
+        path: impl AsRef<std::path::Path>,
+        options: crate::RecordOptions,
+    ) -> Result<crate::Recording, Error> {
+        crate::record::start(&self.shared, path.as_ref(), options)
     }
 
     /// The hub this stream belongs to.

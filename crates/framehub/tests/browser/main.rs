@@ -11,4 +11,6 @@ mod index;
 mod picture;
 mod publish;
 mod quality;
+mod record;
 mod viewer;
+mod webrtc;

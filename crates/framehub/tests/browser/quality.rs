@@ -24,7 +24,7 @@ fn publish_loop(
         a[0] ^= 1;
         let mut i = 0u32;
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            let pic = if i % 2 == 0 { &a } else { &b };
+            let pic = if i.is_multiple_of(2) { &a } else { &b };
             if stream.publish(Frame::rgba(w, h, &pic[..])).is_err() {
                 return;
             }

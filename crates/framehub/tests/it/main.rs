@@ -15,8 +15,10 @@ mod patch;
 #[path = "../support/picture.rs"]
 mod picture;
 mod quality;
+mod record;
 mod remote;
 pub mod rest;
 mod security;
 mod server;
 mod video;
+mod webrtc;
