@@ -67,7 +67,7 @@ export async function supportedFormats(imageOnly) {
  * @property {boolean} [input] forward pointer and keyboard input (default true)
  * @property {'websocket'|'webrtc'|'auto'} [transport] how frames travel (default `websocket`):
  *   `webrtc` receives the H.264 video over RTP/UDP and speaks the protocol over a data channel
- *   (docs/protocol.md §12); `auto` tries WebRTC and falls back to the WebSocket when it does not
+ *   (docs/protocol.md §13); `auto` tries WebRTC and falls back to the WebSocket when it does not
  *   connect within `connectTimeoutMs`
  * @property {number} [connectTimeoutMs] how long WebRTC may take to connect (default 5000)
  */

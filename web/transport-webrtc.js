@@ -1,5 +1,5 @@
 /**
- * framehub browser client — WebRTC transport (docs/protocol.md §12): the
+ * framehub browser client — WebRTC transport (docs/protocol.md §13): the
  * same hooks as the WebSocket `Transport`, over an `RTCPeerConnection` to the
  * hub's ICE-lite endpoint. The video arrives as a remote track (`track`
  * hook); the protocol's JSON travels over one reliable, ordered data

@@ -25,7 +25,7 @@ const view = new RemoteFramebufferView($('screen'), {
   token: params.get('token') || undefined,
   fit: /** @type {any} */ (params.get('fit') || 'contain'),
   imageOnly: params.get('image') === '1',
-  // `?transport=webrtc` (or `auto`): video over WebRTC (docs/protocol.md §12).
+  // `?transport=webrtc` (or `auto`): video over WebRTC (docs/protocol.md §13).
   transport: /** @type {any} */ (params.get('transport') || 'websocket'),
 });
 view.canvas.setAttribute('aria-label', `stream ${name}`);

@@ -191,6 +191,7 @@ async def serve_server(
     host: str = "127.0.0.1",
     port: int | None = 8765,
     origins: str | Iterable[str] | None = None,
+    nats: str | Iterable[str] | dict[str, Any] | None = None,
 ) -> Server:
     """Starts a hub with no stream yet, listening on ``host:port`` (port 0
     picks a free one: see ``server.port``). Add streams with ``add_stream``.
@@ -204,15 +205,22 @@ async def serve_server(
     and loopback pages when listening on loopback; ``"*"``: any page; a list
     such as ``["https://app.example.com"]``: those and same-origin pages.
 
+    ``nats``: join a NATS system (``"nats://a:4222,nats://b:4222"``, a list
+    of URLs, or a dict with ``urls`` and any of ``hub_id``,
+    ``credentials_file``, ``token``, ``tls_required``, ``root_certificates``):
+    this hub's streams are served by every hub of the system and theirs by
+    this one (README "More than one hub"). Joined when it starts listening.
+
     Raises ``OSError`` when the address cannot be bound (port in use),
-    ``TypeError``/``ValueError`` for bad ``origins``.
+    ``TypeError``/``ValueError`` for bad ``origins`` or ``nats``,
+    ``FramehubError`` when the NATS servers cannot be reached.
     """
     loop = asyncio.get_running_loop()
     if port is None:
         check_address(host, 0)
-        return Server(_native.Hub(loop, origins), host)
+        return Server(_native.Hub(loop, origins, nats), host)
     check_address(host, port)
-    hub = _native.Hub(loop, origins)
+    hub = _native.Hub(loop, origins, nats)
     try:
         await hub.listen_async(loop, host, port)
     except OSError as e:

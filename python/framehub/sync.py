@@ -159,6 +159,7 @@ def serve_server(
     host: str = "127.0.0.1",
     port: int | None = 8765,
     origins: str | Iterable[str] | None = None,
+    nats: str | Iterable[str] | dict[str, Any] | None = None,
 ) -> Server:
     """Starts a hub listening on ``host:port`` (0: a free port), with no stream yet.
     ``origins``: as in ``framehub.serve_server``. ``port=None``: the hub does
@@ -167,13 +168,16 @@ def serve_server(
     Async authenticators given to its streams run on a private event loop
     per call (there is no application loop to run them on).
 
-    Raises ``OSError`` when the address cannot be bound.
+    ``nats``: join a NATS system, as in ``framehub.serve_server``.
+
+    Raises ``OSError`` when the address cannot be bound, ``FramehubError``
+    when the NATS servers cannot be reached.
     """
     if port is None:
         check_address(host, 0)
-        return Server(_native.Hub(None, origins), host)
+        return Server(_native.Hub(None, origins, nats), host)
     check_address(host, port)
-    hub = _native.Hub(None, origins)
+    hub = _native.Hub(None, origins, nats)
     try:
         hub.listen(host, port)
     except OSError as e:

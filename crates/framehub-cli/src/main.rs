@@ -22,6 +22,7 @@ macro_rules! esay {
     }};
 }
 
+mod nats_args;
 mod pipe;
 mod run_demo;
 mod serve;

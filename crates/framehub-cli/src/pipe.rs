@@ -60,6 +60,8 @@ pub struct PipeArgs {
     /// The publisher's credential for `--hub` (the hub's `--publish-token`).
     #[arg(long, requires = "hub")]
     pub token: Option<String>,
+    #[command(flatten)]
+    pub nats: crate::nats_args::NatsArgs,
     /// Also record what is published to this MP4 file (H.264 from the
     /// stream's own encoder, fragmented, timed by publish time), finalized
     /// at exit; if the process dies, the file plays up to its last fragment.
@@ -191,7 +193,13 @@ pub async fn run(args: PipeArgs) -> anyhow::Result<()> {
     // Either a hub of our own, or a remote hub's stream (its source half here).
     let (server, stream, _remote) = match &args.hub {
         None => {
-            let server = Server::bind((args.host.as_str(), args.port))
+            let cfg = framehub::ServerConfig {
+                nats: args.nats.config(),
+                ..Default::default()
+            };
+            let server = Server::builder()
+                .config(cfg)
+                .bind((args.host.as_str(), args.port))
                 .await
                 .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
             let addr = server.local_addr().context("listener has an address")?;

@@ -19,11 +19,19 @@ pub struct DemoArgs {
     /// Port to listen on (0 picks a free one).
     #[arg(long, default_value_t = framehub::DEFAULT_PORT)]
     pub port: u16,
+    #[command(flatten)]
+    pub nats: crate::nats_args::NatsArgs,
 }
 
 /// Runs the demo until Ctrl-C.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let server = Server::bind((args.host.as_str(), args.port))
+    let cfg = framehub::ServerConfig {
+        nats: args.nats.config(),
+        ..Default::default()
+    };
+    let server = Server::builder()
+        .config(cfg)
+        .bind((args.host.as_str(), args.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
     let addr = server.local_addr().context("listener has an address")?;

@@ -22,6 +22,8 @@ pub struct ServeArgs {
     /// Seconds a stream stays offline after its publisher left, before it ends.
     #[arg(long, default_value_t = 10.0)]
     pub grace: f64,
+    #[command(flatten)]
+    pub nats: crate::nats_args::NatsArgs,
 }
 
 /// Runs the hub until Ctrl-C.
@@ -48,6 +50,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = ServerConfig {
         publish_authenticate,
         publisher_grace: grace,
+        nats: args.nats.config(),
         ..ServerConfig::default()
     };
     let server = Server::builder()
@@ -58,6 +61,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let addr = server.local_addr().context("listener has an address")?;
     say!("framehub listening on http://{addr}/");
     say!("  publishers: ws://{addr}/_/publish/<name>");
+    if let Some(id) = server.hub_id() {
+        say!("  joined NATS as hub '{id}'");
+    }
     if args.publish_tokens.is_empty() && !addr.ip().is_loopback() {
         esay!("no --publish-token: only publishers on this machine's loopback are let in");
     }

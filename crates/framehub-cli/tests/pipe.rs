@@ -230,3 +230,69 @@ async fn piped_y4m_reaches_the_browser_with_the_right_colours() {
     assert!(harness::close(left, [255, 0, 0], 16), "left {left:?}");
     assert!(harness::close(right, [0, 0, 255], 16), "right {right:?}");
 }
+
+/// Issue 16: `framehub pipe --nats` originates a stream that a `framehub
+/// serve --nats` hub lists and serves (over a nats-server started here;
+/// `apt-get install nats-server`, scripts/setup does it).
+#[tokio::test]
+async fn a_piped_stream_is_served_by_another_hub_over_nats() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let store = std::env::temp_dir().join(format!("framehub-cli-nats-{port}"));
+    let nats = Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(&store)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect(
+            "nats-server is not installed (apt-get install nats-server; scripts/setup does it)",
+        );
+    let _nats = Pipe {
+        child: nats,
+        addr: String::new(),
+    };
+    let url = format!("nats://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nats-server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (child, first) = spawn(
+        &[
+            "pipe", "--name", "test", "--port", "0", "--nats", &url, "--hub-id", "piper",
+        ],
+        y4m(10),
+    );
+    let _origin = Pipe {
+        child,
+        addr: listening_addr(&first),
+    };
+    let (child, first) = spawn(&["serve", "--port", "0", "--nats", &url], Vec::new());
+    let edge = Pipe {
+        child,
+        addr: listening_addr(&first),
+    };
+    // Listed on the edge, with its origin.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut s = std::net::TcpStream::connect(&edge.addr).unwrap();
+        write!(s, "GET /streams HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+        let mut body = String::new();
+        let _ = std::io::Read::read_to_string(&mut s, &mut body);
+        if body.contains(r#""name":"test""#) {
+            assert!(body.contains(r#""origin":"piper""#), "{body}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never listed: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    check_red_blue(&format!("ws://{}/test", edge.addr)).await;
+    let _ = std::fs::remove_dir_all(&store);
+}

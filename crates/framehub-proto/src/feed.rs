@@ -207,6 +207,10 @@ pub enum HubMessage {
         received_us: u64,
         /// The event ([`crate::InputEvent`] as JSON).
         event: crate::InputEvent,
+        /// The id of the hub the viewer is on, when it is not the hub that
+        /// sent this (a stream shared over NATS, `docs/protocol.md` §12).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hub: Option<String>,
     },
 }
 
@@ -289,11 +293,17 @@ impl HubMessage {
                 .get("principal")
                 .and_then(|p| p.as_str())
                 .map(Principal::new);
+            let hub = v
+                .get("hub")
+                .and_then(|p| p.as_str())
+                .filter(|h| h.len() <= 64)
+                .map(str::to_string);
             return Ok(HubMessage::Event {
                 client_id: num("client_id"),
                 principal,
                 received_us: num("received_us"),
                 event,
+                hub,
             });
         }
         serde_json::from_value(v).map_err(|e| FeedError::Malformed(e.to_string()))

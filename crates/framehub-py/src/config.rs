@@ -229,6 +229,67 @@ fn off_only(v: &Bound<'_, PyAny>, name: &str, why: &str) -> PyResult<()> {
 /// (`"https://app.example.com"`) → those plus same-origin pages.
 ///
 /// Errors: `TypeError` for anything else.
+/// `nats=` of `serve_server`: None (a lone hub), the servers' URLs
+/// (`"nats://a:4222,nats://b:4222"` or a list of them), or a dict with
+/// `urls` and any of `hub_id`, `credentials_file`, `token`, `tls_required`,
+/// `root_certificates`.
+///
+/// Errors: `TypeError` for anything else or a key of another type,
+/// `ValueError` for an unknown key or no URL.
+pub(crate) fn nats(v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<framehub::NatsConfig>> {
+    let Some(v) = v.filter(|v| !v.is_none()) else {
+        return Ok(None);
+    };
+    let expected = "None, 'nats://host:port[,…]', a list of URLs or a dict with 'urls'";
+    let urls_of = |u: &Bound<'_, PyAny>| -> PyResult<String> {
+        if let Ok(s) = u.cast::<PyString>() {
+            return Ok(s.to_cow()?.into_owned());
+        }
+        let mut list = Vec::new();
+        for item in u.try_iter().map_err(|_| type_error("nats", expected, u))? {
+            list.push(string(&item?, "each NATS URL")?);
+        }
+        Ok(list.join(","))
+    };
+    let mut cfg = if let Ok(d) = v.cast::<pyo3::types::PyDict>() {
+        let urls = d
+            .get_item("urls")?
+            .ok_or_else(|| PyValueError::new_err("nats: the dict needs 'urls'"))?;
+        let mut cfg = framehub::NatsConfig::new(&urls_of(&urls)?);
+        for (k, val) in d.iter() {
+            let key = string(&k, "each key of nats")?;
+            let text = |what: &str| -> PyResult<Option<String>> {
+                if val.is_none() {
+                    Ok(None)
+                } else {
+                    string(&val, what).map(Some)
+                }
+            };
+            match key.as_str() {
+                "urls" => {}
+                "hub_id" => cfg.hub_id = text("nats hub_id")?,
+                "credentials_file" => cfg.credentials_file = text("nats credentials_file")?.map(Into::into),
+                "token" => cfg.token = text("nats token")?,
+                "root_certificates" => cfg.root_certificates = text("nats root_certificates")?.map(Into::into),
+                "tls_required" => cfg.tls_required = val.extract::<bool>()?,
+                other => {
+                    return Err(PyValueError::new_err(format!(
+                        "nats: unknown key '{other}' (urls, hub_id, credentials_file, token, tls_required, root_certificates)"
+                    )))
+                }
+            }
+        }
+        cfg
+    } else {
+        framehub::NatsConfig::new(&urls_of(v)?)
+    };
+    if cfg.urls.is_empty() {
+        return Err(PyValueError::new_err("nats: no server URL"));
+    }
+    cfg.urls.retain(|u| !u.is_empty());
+    Ok(Some(cfg))
+}
+
 pub(crate) fn origins(v: Option<&Bound<'_, PyAny>>) -> PyResult<Origins> {
     let Some(v) = v.filter(|v| !v.is_none()) else {
         return Ok(Origins::default());

@@ -124,14 +124,17 @@ impl Hub {
 impl Hub {
     /// A hub that does not listen yet. `event_loop`: the asyncio loop that
     /// async authenticators run on (None for the synchronous API);
-    /// `origins`: which web pages may connect (see `config::origins`).
+    /// `origins`: which web pages may connect (see `config::origins`);
+    /// `nats`: the NATS system to join when it listens (see `config::nats`).
     #[new]
-    #[pyo3(signature = (event_loop=None, origins=None))]
+    #[pyo3(signature = (event_loop=None, origins=None, nats=None))]
     fn new(
         event_loop: Option<Bound<'_, PyAny>>,
         origins: Option<Bound<'_, PyAny>>,
+        nats: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let origins = config::origins(origins.as_ref())?;
+        let nats = config::nats(nats.as_ref())?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("framehub-rt")
@@ -144,7 +147,13 @@ impl Hub {
             inner: Arc::new(HubInner {
                 runtime: RwLock::new(Some(runtime)),
                 handle,
-                server: framehub::Server::builder().origins(origins).build(),
+                server: framehub::Server::builder()
+                    .config(framehub::ServerConfig {
+                        origins,
+                        nats,
+                        ..Default::default()
+                    })
+                    .build(),
                 event_loop,
                 remotes: std::sync::Mutex::new(Vec::new()),
             }),

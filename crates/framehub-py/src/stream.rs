@@ -131,6 +131,10 @@ pub struct InputEvent {
     /// Arrival time, µs since the stream was created (the clock of frames' `timestamp_us`).
     #[pyo3(get)]
     pub received_us: u64,
+    /// The id of the hub the viewer is on when another hub serves this
+    /// stream over NATS (`serve_server(nats=...)`); None for this hub's viewers.
+    #[pyo3(get)]
+    pub hub: Option<String>,
     /// The validated event, for the other shape on request.
     raw: framehub::InputEvent,
 }
@@ -179,6 +183,7 @@ impl InputEvent {
             principal: ev.principal.as_ref().map(|p| p.as_str().to_string()),
             event: event_dict(py, &ev.event, shape)?.unbind(),
             received_us: ev.received_us,
+            hub: ev.hub.clone(),
             raw: ev.event.clone(),
         })
     }

@@ -14,7 +14,7 @@
 //! the input policy and rate limit) stay in `framehub_proto::Session`,
 //! reached through a [`SessionLink`]; the `framehub` crate (feature
 //! `webrtc`) wires the link to its viewer seam and the signalling to its
-//! HTTP routes. Wire details: `docs/protocol.md` §12.
+//! HTTP routes. Wire details: `docs/protocol.md` §13.
 
 #![deny(missing_docs)]
 

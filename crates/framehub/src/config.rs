@@ -385,6 +385,7 @@ impl fmt::Debug for ServerConfig {
             .field("publish_authenticate", &self.publish_authenticate.is_some())
             .field("publisher_grace", &self.publisher_grace)
             .field("max_frame_bytes", &self.max_frame_bytes)
+            .field("nats", &self.nats)
             .field("webrtc", &self.webrtc)
             .finish()
     }
@@ -450,12 +451,102 @@ pub struct ServerConfig {
     /// Largest message read from a remote publisher (one encoded unit), in
     /// bytes; larger ones close the feed with 1009. Default 32 MiB.
     pub max_frame_bytes: usize,
-    /// WebRTC viewers (`docs/protocol.md` §12); used when framehub is built
+    /// Joins the hub to a NATS system (feature `nats`): it announces the
+    /// streams it originates and serves every other hub's streams to its
+    /// own viewers (`docs/protocol.md` §12). None (default): a lone hub.
+    pub nats: Option<NatsConfig>,
+}
+
+/// How a hub joins a NATS system (`ServerConfig::nats`, `framehub serve
+/// --nats URL[,URL…]`; `docs/protocol.md` §12, `docs/scale.md`).
+///
+/// Hub-to-hub traffic is authenticated by NATS itself: give each hub the
+/// credentials of an account that may use the subjects under
+/// `subject_prefix` and the registry bucket.
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    /// Server URLs (`nats://host:4222`, `tls://host:4222`); the client
+    /// learns the rest of the cluster from them and reconnects to another
+    /// node when one dies.
+    pub urls: Vec<String>,
+    /// This hub's id, `[A-Za-z0-9_-]{1,64}`, unique in the system (None: a
+    /// random `hub-xxxxxxxx`). Events from this hub's viewers of other hubs'
+    /// streams carry it ([`crate::ViewerEvent::hub`]).
+    pub hub_id: Option<String>,
+    /// A NATS credentials file (JWT + NKey seed, `.creds`).
+    pub credentials_file: Option<std::path::PathBuf>,
+    /// A NATS token.
+    pub token: Option<String>,
+    /// User name and password.
+    pub user_password: Option<(String, String)>,
+    /// Require TLS on every connection.
+    pub tls_required: bool,
+    /// PEM file of root certificates to trust for the servers' TLS.
+    pub root_certificates: Option<std::path::PathBuf>,
+    /// Client certificate and key (PEM files) for mutual TLS.
+    pub client_certificate: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// First token of every subject and the registry bucket's name
+    /// (default `framehub`): two systems can share one NATS with two prefixes.
+    pub subject_prefix: String,
+    /// How long a registry entry lives without its hub's heartbeat (default
+    /// 10 s; the hub re-puts its entries every third of it). A dead hub's
+    /// streams leave the listings of the other hubs within it.
+    pub registry_ttl: std::time::Duration,
+    /// Replicas of the registry bucket (JetStream `num_replicas`, default 1;
+    /// 3 on a 3-node cluster keeps the registry through a node's death).
+    pub registry_replicas: usize,
+    /// An origin hub silent this long (no heartbeat, sent every 500 ms) is
+    /// taken for dead: its streams go offline on this hub, then end after
+    /// `publisher_grace` (default 2 s).
+    pub origin_timeout: std::time::Duration,
+    /// How long a viewer's authentication may wait for the origin hub's
+    /// answer before it is refused with 4401 (default 2 s).
+    pub auth_timeout: std::time::Duration,
+    /// Units queued on an edge per stream between NATS and the viewers'
+    /// slots (default 64); a slow edge drops beyond it, counted
+    /// (`framehub_nats_edge_dropped_units_total`), never slowing the origin.
+    pub edge_queue: usize,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        NatsConfig {
+            urls: vec!["nats://127.0.0.1:4222".into()],
+            hub_id: None,
+            credentials_file: None,
+            token: None,
+            user_password: None,
+            tls_required: false,
+            root_certificates: None,
+            client_certificate: None,
+            subject_prefix: "framehub".into(),
+            registry_ttl: Duration::from_secs(10),
+            registry_replicas: 1,
+            origin_timeout: Duration::from_secs(2),
+            auth_timeout: Duration::from_secs(2),
+            edge_queue: 64,
+        }
+    }
+}
+
+impl NatsConfig {
+    /// Settings for the servers at `urls` (comma-separated, as `--nats`
+    /// takes them), the rest default.
+    pub fn new(urls: &str) -> Self {
+        NatsConfig {
+            urls: urls
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_string)
+                .collect(),
+            ..NatsConfig::default()
+    /// WebRTC viewers (`docs/protocol.md` §13); used when framehub is built
     /// with its `webrtc` feature, ignored otherwise.
     pub webrtc: WebRtcConfig,
 }
 
-/// How a hub serves WebRTC viewers (feature `webrtc`; `docs/protocol.md` §12).
+/// How a hub serves WebRTC viewers (feature `webrtc`; `docs/protocol.md` §13).
 #[derive(Debug, Clone)]
 pub struct WebRtcConfig {
     /// Serve WebRTC viewers (default true). Off: the signalling routes answer 503.
@@ -507,6 +598,7 @@ impl Default for ServerConfig {
             publish_authenticate: None,
             publisher_grace: Duration::from_secs(10),
             max_frame_bytes: 32 << 20,
+            nats: None,
             webrtc: WebRtcConfig::default(),
         }
     }

@@ -39,6 +39,11 @@ pub enum Error {
     /// Binding or serving the listener failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// Joining a NATS system failed (`ServerConfig::nats`): the servers
+    /// could not be reached, refused the credentials, or this build has no
+    /// `nats` feature.
+    #[error("NATS: {0}")]
+    Nats(String),
     /// An MP4 recording could not start or ended early
     /// ([`crate::Stream::record`], [`crate::Recording::stop`]): the stream
     /// has no H.264 chain, or its H.264 could not be muxed (e.g. its size
@@ -58,7 +63,7 @@ impl IntoResponse for Error {
             Error::InvalidName { .. } | Error::InvalidFrame(_) => StatusCode::BAD_REQUEST,
             Error::Closed => StatusCode::SERVICE_UNAVAILABLE,
             Error::Refused { .. } => StatusCode::FORBIDDEN,
-            Error::Io(_) | Error::Codec(_) | Error::Recording(_) => {
+            Error::Io(_) | Error::Codec(_) | Error::Nats(_) | Error::Recording(_) => {
                 tracing::error!(error = %self, "internal error");
                 return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
             }

@@ -18,6 +18,11 @@ pub struct ViewerEvent {
     pub received_us: u64,
     /// The validated event.
     pub event: InputEvent,
+    /// The id of the hub the viewer is on, when it is another hub than the
+    /// stream's (a viewer of a stream shared over NATS, `ServerConfig::nats`);
+    /// None for a viewer of this hub.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hub: Option<String>,
 }
 
 /// A bounded queue: when full, the oldest event is dropped and counted.

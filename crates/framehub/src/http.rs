@@ -39,6 +39,7 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .route("/recorded-events", get(default_recorded))
         .route("/recorded-events/reset", get(default_recorded_reset))
         .route("/_/metrics", get(hub_metrics))
+        .route("/_/prometheus", get(prometheus_metrics))
         .route("/_/publish", get(publish_page))
         .route("/_/publish/{name}", get(publish))
         .route("/_/events", get(lifecycle_events))
@@ -137,6 +138,25 @@ struct StreamListing {
     height: u32,
     fps: f64,
     clients: usize,
+    /// The id of the hub that originates it, when the hub is joined to NATS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin: Option<String>,
+}
+
+/// The id of the hub that originates stream `name`, when this hub is joined
+/// to a NATS system (its own id, or the origin of a stream it mirrors).
+fn origin_of(inner: &Inner, name: &str) -> Option<String> {
+    #[cfg(feature = "nats")]
+    {
+        let hub = inner.nats.get()?;
+        let mirrored = lock(&hub.mirrors).get(name).map(|m| m.origin.clone());
+        Some(mirrored.unwrap_or_else(|| hub.id.clone()))
+    }
+    #[cfg(not(feature = "nats"))]
+    {
+        let _ = (inner, name);
+        None
+    }
 }
 
 async fn list_streams(State(inner): State<Arc<Inner>>, parts: Parts) -> Response {
@@ -155,6 +175,7 @@ async fn list_streams(State(inner): State<Arc<Inner>>, parts: Parts) -> Response
                     height,
                     fps: s.cfg.fps.unwrap_or_else(|| s.publish_rate()),
                     clients: lock(&s.viewers).len(),
+                    origin: origin_of(&inner, &s.name),
                 }
             })
             .collect::<Vec<_>>(),
@@ -293,6 +314,25 @@ async fn hub_metrics(State(inner): State<Arc<Inner>>, parts: Parts) -> Response 
         header_timeouts: inner.counters.header_timeouts(),
     })
     .into_response()
+}
+
+/// `GET /_/prometheus`: the hub's counters in the Prometheus/OpenMetrics
+/// text format, guarded like `/streams`.
+async fn prometheus_metrics(State(inner): State<Arc<Inner>>, parts: Parts) -> Response {
+    if let Err(refused) = rest_allowed(&inner, None, &parts).await {
+        return refused;
+    }
+    let registry = inner
+        .prometheus
+        .get_or_init(|| crate::prometheus::registry(&inner));
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        crate::prometheus::render(registry),
+    )
+        .into_response()
 }
 
 /// `GET /_/events`: the hub's lifecycle events as Server-Sent Events (one

@@ -35,6 +35,9 @@ mod frame;
 mod http;
 pub mod lifecycle;
 mod listen;
+#[cfg(feature = "nats")]
+mod nats;
+mod prometheus;
 mod publish;
 mod record;
 mod remote;
@@ -52,7 +55,8 @@ pub use attach::{
 };
 pub use config::{
     authenticator, AuthContext, AuthError, AuthFuture, Authenticator, InputFilter, InputPolicy,
-    Origins, ResizePolicy, ServerConfig, StreamConfig, WebRtcConfig, IMAGE_TIER_STEPS,
+    NatsConfig, Origins, ResizePolicy, ServerConfig, StreamConfig, WebRtcConfig,
+    IMAGE_TIER_STEPS,
 };
 pub use error::{check_stream_name, Error, RESERVED_NAMES};
 pub use events::ViewerEvent;

@@ -86,7 +86,7 @@ struct Holder {
 pub(crate) type Claims = HashMap<String, Claim>;
 
 /// Why a claim was refused: close code and reason.
-type Refusal = (u16, String);
+pub(crate) type Refusal = (u16, String);
 
 /// A claim that was granted.
 struct Taken {
@@ -151,6 +151,110 @@ pub(crate) async fn run(inner: Arc<Inner>, name: String, conn: ConnInfo, mut soc
             return;
         }
     };
+    let source = Source {
+        principal,
+        takeover,
+        clock_us,
+        claimed_at,
+        viewer_auth: None,
+    };
+    let ended = serve_claim(&inner, &name, &shape, source, &mut WsLink(&mut socket)).await;
+    let (code, reason) = match ended {
+        Ok(end) | Err(end) => end,
+    };
+    close(&inner, &mut socket, code, &reason).await;
+}
+
+/// One end of a feed as the hub sees it, whatever carries it: a publisher's
+/// WebSocket ([`WsLink`]), or NATS subjects from another hub (`nats/edge.rs`).
+/// The hub-side rules (claims, shifts, checks, demand, keyframe retries,
+/// `stalled`, grace) are [`serve_claim`]'s, the same for every link.
+pub(crate) trait FeedLink: Send {
+    /// The next message from the source. Must be cancel-safe (it runs in a
+    /// `select!` with the hub's own wake-ups).
+    fn recv(&mut self) -> impl std::future::Future<Output = Down> + Send;
+    /// Sends `msg` up to the source. Errors: the link is lost.
+    fn send(
+        &mut self,
+        msg: &HubMessage,
+    ) -> impl std::future::Future<Output = Result<(), ()>> + Send;
+}
+
+/// What a [`FeedLink`] brought down.
+pub(crate) enum Down {
+    /// One unit (`feed::encode_unit`'s bytes).
+    Unit(Bytes),
+    /// A text message from the source (`SourceMessage` JSON).
+    Text(String),
+    /// Nothing for the hub (a ping, a keep-alive).
+    Nothing,
+    /// The link ended: the close code and reason to record.
+    End(u16, String),
+}
+
+/// A publisher's WebSocket as a [`FeedLink`].
+struct WsLink<'a>(&'a mut WebSocket);
+
+impl FeedLink for WsLink<'_> {
+    async fn recv(&mut self) -> Down {
+        match self.0.next().await {
+            Some(Ok(Message::Binary(b))) => Down::Unit(b),
+            Some(Ok(Message::Text(t))) => Down::Text(t.as_str().to_string()),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Down::Nothing,
+            Some(Ok(Message::Close(_))) | None => Down::End(close_code::NORMAL, String::new()),
+            Some(Err(e)) => {
+                let msg = e.to_string();
+                if msg.contains("too long") || msg.contains("Space limit") {
+                    return Down::End(close_code::TOO_BIG, "unit over max_frame_bytes".into());
+                }
+                Down::End(close_code::GOING_AWAY, "feed lost".into())
+            }
+        }
+    }
+
+    async fn send(&mut self, msg: &HubMessage) -> Result<(), ()> {
+        self.0
+            .send(Message::Text(msg.to_json().into()))
+            .await
+            .map_err(|_| ())
+    }
+}
+
+/// Who claims a name, for [`serve_claim`].
+pub(crate) struct Source {
+    /// The source's principal (its authenticator's answer).
+    pub principal: Option<Principal>,
+    /// Take the name over from a live source of the same principal.
+    pub takeover: bool,
+    /// The source's clock when it claimed, µs (None: its time 0 is `claimed_at`).
+    pub clock_us: Option<u64>,
+    /// When the claim arrived.
+    pub claimed_at: Instant,
+    /// Who authenticates the stream's viewers, when not the hub-wide
+    /// authenticator (a stream of another hub: its origin decides).
+    pub viewer_auth: Option<crate::config::Authenticator>,
+}
+
+/// Gives `name` to an authenticated source (`principal`) and carries its
+/// feed over `link` until it ends: `claimed` is sent, the stream goes
+/// online, units are checked and offered, demand, keyframe requests and
+/// events go up; when the link ends the stream goes offline and ends after
+/// the grace period unless claimed again. Returns the close code and
+/// reason for the link; Errors: the claim was refused (code, reason).
+pub(crate) async fn serve_claim<L: FeedLink>(
+    inner: &Arc<Inner>,
+    name: &str,
+    shape: &StreamShape,
+    source: Source,
+    link: &mut L,
+) -> Result<(u16, String), Refusal> {
+    let Source {
+        principal,
+        takeover,
+        clock_us,
+        claimed_at,
+        viewer_auth,
+    } = source;
     let principal_name = principal.as_ref().map(|p| p.as_str().to_string());
     let Taken {
         stream,
@@ -158,27 +262,18 @@ pub(crate) async fn run(inner: Arc<Inner>, name: String, conn: ConnInfo, mut soc
         resumed,
         base_id,
         conn: conn_id,
-    } = match take(&inner, &name, &shape, principal, takeover) {
-        Ok(c) => c,
-        Err((code, reason)) => {
-            close(&inner, &mut socket, code, &reason).await;
-            return;
-        }
-    };
+    } = take(inner, name, shape, principal, takeover, viewer_auth)?;
     let claimed = HubMessage::Claimed {
-        stream: name.clone(),
+        stream: name.to_string(),
         resumed,
         grace_ms: u64::try_from(inner.cfg.publisher_grace.as_millis()).unwrap_or(u64::MAX),
     };
-    if socket
-        .send(Message::Text(claimed.to_json().into()))
-        .await
-        .is_ok()
-    {
+    let mut end = (close_code::GOING_AWAY, "feed lost".to_string());
+    if link.send(&claimed).await.is_ok() {
         stream.publisher.send_replace(PublisherState::Online);
         tracing::info!(stream = %name, resumed, "publisher online");
         inner.announce(LifecycleEvent::PublisherOnline {
-            stream: name.clone(),
+            stream: name.to_string(),
             principal: principal_name,
             resumed,
         });
@@ -188,10 +283,10 @@ pub(crate) async fn run(inner: Arc<Inner>, name: String, conn: ConnInfo, mut soc
             micros: i128::from(stream.micros_since_created(claimed_at))
                 - i128::from(clock_us.unwrap_or(0)),
         };
-        let (code, reason) = feed_loop(&inner, &stream, &mut socket, kick, shift).await;
-        close(&inner, &mut socket, code, &reason).await;
+        end = feed_loop(inner, &stream, link, kick, shift).await;
     }
-    release(&inner, &name, &stream, conn_id);
+    release(inner, name, &stream, conn_id);
+    Ok(end)
 }
 
 /// Runs `auth` (or the loopback rule) for a publisher of `name`.
@@ -221,6 +316,7 @@ fn take(
     shape: &StreamShape,
     principal: Option<Principal>,
     takeover: bool,
+    viewer_auth: Option<crate::config::Authenticator>,
 ) -> Result<Taken, Refusal> {
     crate::error::check_stream_name(name).map_err(|e| (close_code::POLICY, e.to_string()))?;
     if *inner.shutdown.borrow() {
@@ -266,11 +362,15 @@ fn take(
             conn: claim.generation,
         });
     }
+    let mut cfg = stream_config(shape, &inner.cfg);
+    if viewer_auth.is_some() {
+        cfg.authenticate = viewer_auth;
+    }
     let stream = StreamShared::with_source(
         name.to_string(),
         shape.width,
         shape.height,
-        stream_config(shape, &inner.cfg),
+        cfg,
         SourceKind::Remote,
         shape.h264_codec.clone().unwrap_or_default(),
     );
@@ -379,10 +479,10 @@ struct Shift {
 
 /// Carries the feed until the publisher leaves or is closed; returns the
 /// close code and reason to send.
-async fn feed_loop(
+async fn feed_loop<L: FeedLink>(
     inner: &Arc<Inner>,
     stream: &Arc<StreamShared>,
-    socket: &mut WebSocket,
+    link: &mut L,
     mut kick: watch::Receiver<bool>,
     shift: Shift,
 ) -> (u16, String) {
@@ -404,7 +504,7 @@ async fn feed_loop(
         if std::mem::take(&mut refresh) {
             if let Err(lost) = send_up(
                 stream,
-                socket,
+                link,
                 &mut last_demand,
                 &mut asked,
                 &mut waiting_since,
@@ -415,8 +515,8 @@ async fn feed_loop(
             }
         }
         refresh = tokio::select! {
-            msg = socket.next() => match msg {
-                Some(Ok(Message::Binary(b))) => match offer_unit(inner, stream, b, shift) {
+            down = link.recv() => match down {
+                Down::Unit(b) => match offer_unit(inner, stream, b, shift) {
                     Ok(Some(tier)) => {
                         asked.remove(&tier);
                         waiting_since.remove(&tier).is_some()
@@ -424,7 +524,7 @@ async fn feed_loop(
                     Ok(None) => false,
                     Err(why) => return (close_code::POLICY, why),
                 },
-                Some(Ok(Message::Text(t))) => match SourceMessage::parse(t.as_str()) {
+                Down::Text(t) => match SourceMessage::parse(&t) {
                     Ok(SourceMessage::Info { width, height, h264_codec }) => {
                         stream.set_size(width, height);
                         if let Some(c) = h264_codec {
@@ -437,15 +537,8 @@ async fn feed_loop(
                     }
                     Err(e) => return (close_code::POLICY, e.to_string()),
                 },
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => false,
-                Some(Ok(Message::Close(_))) | None => return (close_code::NORMAL, String::new()),
-                Some(Err(e)) => {
-                    let msg = e.to_string();
-                    if msg.contains("too long") || msg.contains("Space limit") {
-                        return (close_code::TOO_BIG, "unit over max_frame_bytes".into());
-                    }
-                    return (close_code::GOING_AWAY, "feed lost".into());
-                }
+                Down::Nothing => false,
+                Down::End(code, reason) => return (code, reason),
             },
             () = stream.feed_wake.notified() => true,
             () = stream.events.notify.notified() => true,
@@ -464,9 +557,9 @@ async fn feed_loop(
 /// again after [`KEYFRAME_RETRY`]; the publisher's state turns `stalled`
 /// after [`KEYFRAME_STALLED`]), and the viewers' events.
 /// Errors: the close code and reason when the feed is lost.
-async fn send_up(
+async fn send_up<L: FeedLink>(
     stream: &StreamShared,
-    socket: &mut WebSocket,
+    link: &mut L,
     last_demand: &mut Option<HubMessage>,
     asked: &mut HashMap<u8, Option<Instant>>,
     waiting_since: &mut HashMap<u8, Instant>,
@@ -514,14 +607,11 @@ async fn send_up(
                     principal: ev.principal,
                     received_us: ev.received_us,
                     event: ev.event,
+                    hub: ev.hub,
                 }),
         );
         for msg in up {
-            if socket
-                .send(Message::Text(msg.to_json().into()))
-                .await
-                .is_err()
-            {
+            if link.send(&msg).await.is_err() {
                 return Err((close_code::GOING_AWAY, "feed lost".into()));
             }
         }

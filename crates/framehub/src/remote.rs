@@ -185,7 +185,7 @@ fn feed_url(url: &str) -> Result<(String, String, Option<String>), Error> {
 }
 
 /// What the hub is told about `stream` in a claim.
-fn shape(stream: &StreamShared) -> StreamShape {
+pub(crate) fn shape(stream: &StreamShared) -> StreamShape {
     let (width, height) = stream.size();
     let cfg = &stream.cfg;
     StreamShape {
@@ -290,7 +290,7 @@ async fn run(
 
 /// One variant the hub's viewers demand: a task forwarding its units, and
 /// whether a unit of demand is held for it.
-struct Forward {
+pub(crate) struct Forward {
     task: JoinHandle<()>,
     ready: bool,
 }
@@ -311,11 +311,11 @@ async fn feed(stream: &Arc<StreamShared>, ws: &mut Ws) -> Option<u16> {
                             .store(patch_viewers as usize, Ordering::Relaxed);
                     }
                     Ok(HubMessage::Keyframe { tier }) => stream.request_keyframe(tier),
-                    Ok(HubMessage::Event { client_id, principal, received_us, event }) => {
+                    Ok(HubMessage::Event { client_id, principal, received_us, event, hub }) => {
                         if let framehub_proto::InputEvent::Resize(r) = &event {
                             stream.propose_size(r.pwidth, r.pheight, std::time::Instant::now());
                         }
-                        stream.push_event(ViewerEvent { client_id, principal, received_us, event });
+                        stream.push_event(ViewerEvent { client_id, principal, received_us, event, hub });
                     }
                     Ok(HubMessage::Claimed { .. }) => {}
                     Err(e) => tracing::warn!(stream = %stream.name, error = %e, "bad message from the hub"),
@@ -358,7 +358,7 @@ async fn feed(stream: &Arc<StreamShared>, ws: &mut Ws) -> Option<u16> {
 /// Mirrors the hub's demand: one forwarding task per variant some viewer
 /// is subscribed to, one unit of demand per variant some viewer can take a
 /// frame of now.
-fn apply_demand(
+pub(crate) fn apply_demand(
     stream: &Arc<StreamShared>,
     outputs: &mut HashMap<Variant, Forward>,
     wanted: &[feed::OutputDemand],
@@ -398,7 +398,7 @@ fn apply_demand(
 
 /// A task that forwards the units of output `v` to `tx` (None: the stream
 /// has no such output).
-fn forward(
+pub(crate) fn forward(
     stream: &Arc<StreamShared>,
     v: Variant,
     tx: mpsc::Sender<(Variant, Arc<Encoded>)>,

@@ -32,6 +32,11 @@ pub(crate) struct Inner {
     pub(crate) claims: Mutex<crate::publish::Claims>,
     /// Lifecycle events (`GET /_/events`, [`Server::lifecycle`]).
     pub(crate) lifecycle: tokio::sync::broadcast::Sender<LifecycleEvent>,
+    /// The hub's Prometheus registry, made at the first scrape (`prometheus.rs`).
+    pub(crate) prometheus: std::sync::OnceLock<prometheus_client::registry::Registry>,
+    /// The hub's membership in a NATS system, once joined (`nats/`).
+    #[cfg(feature = "nats")]
+    pub(crate) nats: tokio::sync::OnceCell<Arc<crate::nats::NatsHub>>,
     /// The WebRTC endpoint (feature `webrtc`), bound when the hub listens.
     #[cfg(feature = "webrtc")]
     pub(crate) webrtc: std::sync::OnceLock<framehub_webrtc::Endpoint>,
@@ -357,6 +362,9 @@ impl Server {
             counters: Arc::new(HubCounters::default()),
             claims: Mutex::new(Default::default()),
             lifecycle: tokio::sync::broadcast::channel(crate::lifecycle::LIFECYCLE_BUFFER).0,
+            prometheus: std::sync::OnceLock::new(),
+            #[cfg(feature = "nats")]
+            nats: tokio::sync::OnceCell::new(),
             #[cfg(feature = "webrtc")]
             webrtc: std::sync::OnceLock::new(),
         });
@@ -432,13 +440,64 @@ impl Server {
         Ok(channel)
     }
 
-    /// Starts listening on `addr` and returns the bound address.
+    /// Joins the NATS system of [`ServerConfig::nats`] (nothing to do when
+    /// it is None, or already joined): from then on the hub announces the
+    /// streams it originates, serves them to other hubs, and serves every
+    /// other hub's stream to its own viewers (`docs/protocol.md` §12).
+    /// [`Server::listen`] (and so [`ServerBuilder::bind`]) calls it; call
+    /// it yourself for a hub served through [`Server::router`].
     ///
-    /// Errors: [`Error::Io`] when the address cannot be bound; [`Error::Closed`] after `close`.
+    /// Errors: [`Error::Nats`] when the servers cannot be reached, the
+    /// credentials cannot be read, the hub id is malformed, or this build
+    /// has no `nats` feature; [`Error::Closed`] after `close`.
+    pub async fn join_nats(&self) -> Result<(), Error> {
+        if *self.inner.shutdown.borrow() {
+            return Err(Error::Closed);
+        }
+        let Some(cfg) = self.inner.cfg.nats.clone() else {
+            return Ok(());
+        };
+        #[cfg(feature = "nats")]
+        {
+            let inner = Arc::clone(&self.inner);
+            self.inner
+                .nats
+                .get_or_try_init(|| crate::nats::join(&inner, cfg))
+                .await?;
+            Ok(())
+        }
+        #[cfg(not(feature = "nats"))]
+        {
+            let _ = cfg;
+            Err(Error::Nats(
+                "this framehub was built without the `nats` feature".into(),
+            ))
+        }
+    }
+
+    /// This hub's id in its NATS system (None before [`Server::join_nats`]
+    /// or without one).
+    pub fn hub_id(&self) -> Option<String> {
+        #[cfg(feature = "nats")]
+        {
+            self.inner.nats.get().map(|h| h.id.clone())
+        }
+        #[cfg(not(feature = "nats"))]
+        {
+            None
+        }
+    }
+
+    /// Starts listening on `addr` and returns the bound address (joining
+    /// the NATS system first when [`ServerConfig::nats`] is set).
+    ///
+    /// Errors: [`Error::Io`] when the address cannot be bound; [`Error::Closed`] after `close`;
+    /// [`Error::Nats`] as [`Server::join_nats`].
     pub async fn listen(&self, addr: impl tokio::net::ToSocketAddrs) -> Result<SocketAddr, Error> {
         if *self.inner.shutdown.borrow() {
             return Err(Error::Closed);
         }
+        self.join_nats().await?;
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         #[cfg(feature = "webrtc")]

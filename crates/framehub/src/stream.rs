@@ -119,6 +119,15 @@ pub(crate) struct ViewerEntry {
 }
 
 /// The stream's state, shared by its handles, its encode thread and its viewers.
+/// Totals of the viewers that left a stream (the Prometheus counters add
+/// the viewers still there).
+#[derive(Debug, Default)]
+pub(crate) struct Departed {
+    pub bytes_sent: AtomicU64,
+    pub frames_sent: AtomicU64,
+    pub frames_dropped: AtomicU64,
+}
+
 pub(crate) struct StreamShared {
     pub name: String,
     pub cfg: StreamConfig,
@@ -176,6 +185,8 @@ pub(crate) struct StreamShared {
     /// The publisher's state (always online, for a local source); viewers
     /// are told when it changes (`status`).
     pub(crate) publisher: watch::Sender<PublisherState>,
+    /// Totals of the viewers that left (`/_/prometheus`).
+    pub(crate) departed: Departed,
     /// The close code and reason viewers get when the stream is shut down
     /// (default 1001 "stream removed").
     end_reason: Mutex<(u16, String)>,
@@ -335,6 +346,7 @@ impl StreamShared {
             source,
             feed_wake: tokio::sync::Notify::new(),
             publisher: watch::channel(PublisherState::Online).0,
+            departed: Departed::default(),
             end_reason: Mutex::new((
                 framehub_proto::close_code::GOING_AWAY,
                 "stream removed".into(),
@@ -695,6 +707,7 @@ impl StreamShared {
             principal: None,
             received_us: self.micros_since_created(Instant::now()),
             event,
+            hub: None,
         });
     }
 

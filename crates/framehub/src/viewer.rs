@@ -97,6 +97,16 @@ impl Drop for Registration {
         let (principal, viewers) = {
             let mut v = lock(&self.stream.viewers);
             let gone = v.remove(&self.id);
+            if let Some(e) = &gone {
+                // Its totals stay in the stream's counters (`/_/prometheus`).
+                let d = &self.stream.departed;
+                d.bytes_sent
+                    .fetch_add(e.metrics.bytes_sent, Ordering::Relaxed);
+                d.frames_sent
+                    .fetch_add(e.metrics.frames_sent, Ordering::Relaxed);
+                d.frames_dropped
+                    .fetch_add(e.metrics.frames_dropped, Ordering::Relaxed);
+            }
             (gone.and_then(|e| e.principal), v.len())
         };
         self.stream
@@ -286,6 +296,7 @@ pub(crate) async fn run<S, E>(
                         principal: principal.clone(),
                         received_us: stream.micros_since_created(received),
                         event,
+                        hub: None,
                     });
                 }
                 // The chain of the session's tier (the driver follows it below).

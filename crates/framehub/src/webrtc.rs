@@ -1,4 +1,4 @@
-//! WebRTC viewers (feature `webrtc`; `docs/protocol.md` §12): the hub's
+//! WebRTC viewers (feature `webrtc`; `docs/protocol.md` §13): the hub's
 //! signalling routes and the wiring of a peer to the viewer seam.
 //!
 //! A WebRTC viewer is a viewer like any other: its offer is admitted within

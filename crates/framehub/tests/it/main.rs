@@ -9,13 +9,15 @@ mod events;
 mod flow;
 mod handshake;
 mod limits;
+#[cfg(feature = "nats")]
+mod nats;
 mod patch;
 #[path = "../support/picture.rs"]
 mod picture;
 mod quality;
 mod record;
 mod remote;
-mod rest;
+pub mod rest;
 mod security;
 mod server;
 mod video;

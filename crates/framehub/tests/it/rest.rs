@@ -179,3 +179,76 @@ async fn events_are_appended_to_a_json_lines_file() {
     assert_eq!(first["client_id"].as_u64(), Some(c.session_id()));
     let _ = std::fs::remove_file(&path);
 }
+
+/// The value of the Prometheus sample `name{labels}` in `text` (labels as
+/// written, e.g. `stream="cam"`), or None.
+pub fn prometheus_sample(text: &str, name: &str, labels: &str) -> Option<f64> {
+    let want = if labels.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}{{{labels}}}")
+    };
+    text.lines().find_map(|l| {
+        l.strip_prefix(&want)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+#[tokio::test]
+async fn prometheus_exposes_the_hubs_counters() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let stream = server
+        .add_stream("cam", 64, 48, StreamConfig::default())
+        .unwrap();
+    let mut c = Client::open(addr, "/cam", &["image/jpeg"]).await;
+    stream
+        .publish(Frame::rgba(64, 48, pattern(64, 48, 1)))
+        .unwrap();
+    let (h, p) = c.recv_frame().await;
+    c.ack(h.seq()).await;
+    // A viewer of an unknown stream is closed with 4404 and counted.
+    let mut gone = Client::connect(addr, "/nope").await;
+    assert_eq!(gone.recv_close().await.0, 4404);
+    let (code, text) = http_get(addr, "/_/prometheus").await;
+    assert_eq!(code, 200);
+    let s = |name: &str, labels: &str| {
+        prometheus_sample(&text, name, labels)
+            .unwrap_or_else(|| panic!("no {name}{{{labels}}} in\n{text}"))
+    };
+    assert_eq!(s("framehub_viewers", r#"stream="cam""#), 1.0);
+    assert_eq!(s("framehub_connections", ""), 1.0);
+    assert_eq!(s("framehub_closes_total", r#"code="4404""#), 1.0);
+    assert!(s("framehub_bytes_out_total", r#"stream="cam""#) >= p.len() as f64);
+    assert_eq!(s("framehub_frames_sent_total", r#"stream="cam""#), 1.0);
+    assert_eq!(
+        s(
+            "framehub_encodes_total",
+            r#"stream="cam",format="jpeg",tier="0""#
+        ),
+        1.0
+    );
+    assert_eq!(
+        s(
+            "framehub_publisher_state",
+            r#"stream="cam",source="local",state="online""#
+        ),
+        1.0
+    );
+    assert!(text.trim_end().ends_with("# EOF"), "{text}");
+    // A viewer that left still counts in the totals.
+    drop(c);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, text) = http_get(addr, "/_/prometheus").await;
+    assert_eq!(
+        prometheus_sample(&text, "framehub_viewers", r#"stream="cam""#),
+        Some(0.0)
+    );
+    assert_eq!(
+        prometheus_sample(&text, "framehub_frames_sent_total", r#"stream="cam""#),
+        Some(1.0)
+    );
+}

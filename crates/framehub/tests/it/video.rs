@@ -364,3 +364,56 @@ async fn a_remote_h264_chain_reaches_video_viewers_and_resumes_at_a_keyframe() {
         }
     }
 }
+
+#[cfg(feature = "nats")]
+#[tokio::test]
+async fn an_h264_chain_reaches_video_viewers_of_two_edges_over_nats_encoded_once() {
+    use crate::nats::{hub, listed, log, Cluster};
+    log();
+    let nats = Cluster::start(1).await;
+    let grace = Duration::from_secs(5);
+    let (origin, _) = hub("vo", &nats.url(0), grace).await;
+    let (_e1, a1) = hub("ve1", &nats.url(0), grace).await;
+    let (_e2, a2) = hub("ve2", &nats.url(0), grace).await;
+    let v = h264_stream(&origin, "v", 320, 240);
+    listed(a1, &["v"]).await;
+    listed(a2, &["v"]).await;
+    let mut c1 = Client::open(a1, "/v", VIDEO).await;
+    let mut c2 = Client::open(a2, "/v", VIDEO).await;
+    assert_eq!(c1.config.as_ref().unwrap()["transport"], "webcodecs");
+    for (i, c) in [&mut c1, &mut c2].into_iter().enumerate() {
+        let mut dec = openh264::decoder::Decoder::new().unwrap();
+        let pic = moving(320, 240, 3 + i as u32);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut first = true;
+        loop {
+            v.publish(Frame::rgba(320, 240, pic.clone())).unwrap();
+            match c.recv_within(Duration::from_millis(100)).await {
+                Some(Received::Frame(h, payload)) => {
+                    c.ack(h.seq()).await;
+                    assert!(
+                        !first || chunk(&h).0,
+                        "an edge viewer's first unit is a keyframe"
+                    );
+                    first = false;
+                    // The picture may be one published just before: decode
+                    // and compare with the one it shows.
+                    if luma_psnr(&mut dec, &payload, &pic, 320, 240) >= 35.0 {
+                        break;
+                    }
+                }
+                Some(Received::Close(code, r)) => panic!("closed {code} {r}"),
+                _ => {}
+            }
+            assert!(Instant::now() < deadline, "edge {i}: no picture");
+        }
+    }
+    // One chain at the origin for both edges: units out ≤ units encoded.
+    let (_, text) = http_get(origin.local_addr().unwrap(), "/_/prometheus").await;
+    let out = crate::rest::prometheus_sample(&text, "framehub_nats_units_out_total", r#"hub="vo""#)
+        .unwrap();
+    assert!(
+        out >= 1.0 && out <= v.encode_count(OutputFormat::H264) as f64,
+        "{text}"
+    );
+}
