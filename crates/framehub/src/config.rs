@@ -455,6 +455,9 @@ pub struct ServerConfig {
     /// streams it originates and serves every other hub's streams to its
     /// own viewers (`docs/protocol.md` §12). None (default): a lone hub.
     pub nats: Option<NatsConfig>,
+    /// WebRTC viewers (`docs/protocol.md` §13); used when framehub is built
+    /// with its `webrtc` feature, ignored otherwise.
+    pub webrtc: WebRtcConfig,
 }
 
 /// How a hub joins a NATS system (`ServerConfig::nats`, `framehub serve
@@ -541,9 +544,8 @@ impl NatsConfig {
                 .map(str::to_string)
                 .collect(),
             ..NatsConfig::default()
-    /// WebRTC viewers (`docs/protocol.md` §13); used when framehub is built
-    /// with its `webrtc` feature, ignored otherwise.
-    pub webrtc: WebRtcConfig,
+        }
+    }
 }
 
 /// How a hub serves WebRTC viewers (feature `webrtc`; `docs/protocol.md` §13).

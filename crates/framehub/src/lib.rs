@@ -55,8 +55,7 @@ pub use attach::{
 };
 pub use config::{
     authenticator, AuthContext, AuthError, AuthFuture, Authenticator, InputFilter, InputPolicy,
-    NatsConfig, Origins, ResizePolicy, ServerConfig, StreamConfig, WebRtcConfig,
-    IMAGE_TIER_STEPS,
+    NatsConfig, Origins, ResizePolicy, ServerConfig, StreamConfig, WebRtcConfig, IMAGE_TIER_STEPS,
 };
 pub use error::{check_stream_name, Error, RESERVED_NAMES};
 pub use events::ViewerEvent;
