@@ -89,7 +89,9 @@ async def view(url: str, whep: bool) -> tuple[np.ndarray, RTCPeerConnection, obj
 async def test_aiortc_receives_the_picture_and_its_event_reaches_the_program(whep: bool) -> None:
     hub = await framehub.serve_server(port=0)
     try:
-        display = hub.add_stream("cam", 160, 96, has_h264=True)
+        # Without has_h264 the stream offers WebSocket viewers no H.264, and
+        # still serves peers: its chain runs for them alone.
+        display = hub.add_stream("cam", 160, 96, has_h264=not whep)
         img = picture(160, 96)
         stop = asyncio.Event()
 

@@ -167,37 +167,8 @@ mod tests {
     use super::*;
 
     /// The shape of a browser's offer: one recvonly video with H.264 and VP8,
-    /// and a data channel.
-    pub(crate) const OFFER: &str = "v=0\r\n\
-o=- 4611731400430051336 2 IN IP4 127.0.0.1\r\n\
-s=-\r\n\
-t=0 0\r\n\
-a=group:BUNDLE 0 1\r\n\
-a=msid-semantic: WMS\r\n\
-m=video 9 UDP/TLS/RTP/SAVPF 96 102\r\n\
-c=IN IP4 0.0.0.0\r\n\
-a=rtcp:9 IN IP4 0.0.0.0\r\n\
-a=ice-ufrag:abcd\r\n\
-a=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
-a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
-a=setup:actpass\r\n\
-a=mid:0\r\n\
-a=recvonly\r\n\
-a=rtcp-mux\r\n\
-a=rtpmap:96 VP8/90000\r\n\
-a=rtcp-fb:96 nack pli\r\n\
-a=rtpmap:102 H264/90000\r\n\
-a=rtcp-fb:102 nack pli\r\n\
-a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n\
-m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n\
-c=IN IP4 0.0.0.0\r\n\
-a=ice-ufrag:abcd\r\n\
-a=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
-a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
-a=setup:actpass\r\n\
-a=mid:1\r\n\
-a=sctp-port:5000\r\n\
-a=max-message-size:262144\r\n";
+    /// and a data channel (CRLF line ends, as on the wire).
+    pub(crate) const OFFER: &str = include_str!("../testdata/browser-offer.sdp");
 
     #[test]
     fn a_browser_offer_passes_both_ways() {

@@ -491,6 +491,7 @@ pub(crate) fn conn_info(parts: &axum::http::request::Parts, trust_proxy: bool) -
         query,
         path: parts.uri.path().to_string(),
         remote,
+        webrtc: false,
     }
 }
 

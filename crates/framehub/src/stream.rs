@@ -150,6 +150,12 @@ pub(crate) struct StreamShared {
     /// MP4 recordings running (`record.rs`): while any runs, the full-rate
     /// H.264 chain runs even when the stream offers no H.264 to viewers.
     pub(crate) recordings: AtomicUsize,
+    /// Video viewers of a stream that offers no H.264 to WebSocket viewers:
+    /// WebRTC peers (`webrtc.rs`), whose only codec is H.264. While any
+    /// watches, the full-rate chain runs, as for a recording.
+    pub(crate) peers_only_video: AtomicUsize,
+    /// The H.264 codec string offered to those peers, probed at the first.
+    peer_codec: std::sync::OnceLock<String>,
     /// Video stills (sharper keyframes of a resting frame) made.
     pub(crate) video_stills: AtomicU64,
     /// Region updates made (each shared by every viewer that holds its base).
@@ -329,6 +335,8 @@ impl StreamShared {
             encodes: counted.iter().map(|f| (*f, AtomicU64::new(0))).collect(),
             stills: AtomicU64::new(0),
             recordings: AtomicUsize::new(0),
+            peers_only_video: AtomicUsize::new(0),
+            peer_codec: std::sync::OnceLock::new(),
             video_stills: AtomicU64::new(0),
             patches: AtomicU64::new(0),
             patch_viewers: AtomicUsize::new(0),
@@ -381,6 +389,27 @@ impl StreamShared {
         }
     }
 
+    /// What a WebRTC peer is offered: the stream's [`offer`](Self::offer),
+    /// with H.264 even when the stream offers it to nobody else (a local
+    /// stream encodes the full-rate chain for its peers alone; a remote
+    /// stream has only what its publisher sends).
+    pub fn peer_offer(&self) -> Offer {
+        let mut offer = self.offer();
+        if offer.h264_codec.is_none() && cfg!(feature = "h264") && self.source == SourceKind::Local
+        {
+            let (w, h) = self.size();
+            let codec = self
+                .peer_codec
+                .get_or_init(|| probe_codec(w, h, &self.cfg))
+                .clone();
+            if !codec.is_empty() {
+                offer.h264_codec = Some(codec);
+                offer.bitrate = u64::from(self.cfg.bitrate);
+            }
+        }
+        offer
+    }
+
     /// Whether this stream offers H.264.
     pub fn has_video(&self) -> bool {
         cfg!(feature = "h264") && self.cfg.h264 && !lock(&self.codec).is_empty()
@@ -388,13 +417,15 @@ impl StreamShared {
 
     /// Video tiers whose H.264 chains the encode threads run: every tier
     /// when the stream offers H.264, else tier 0 alone while a recording
-    /// runs (its own encoder: nobody else takes those units), else none.
+    /// runs or a WebRTC peer watches (nobody else takes those units), else none.
     pub fn chain_tiers(&self) -> u8 {
         if self.has_video() {
             self.video_tiers()
         } else if cfg!(feature = "h264")
             && self.source == SourceKind::Local
-            && self.recordings.load(Ordering::Relaxed) > 0
+            && self.recordings.load(Ordering::Relaxed)
+                + self.peers_only_video.load(Ordering::Relaxed)
+                > 0
         {
             1
         } else {

@@ -34,6 +34,9 @@ pub(crate) struct ConnInfo {
     pub query: BTreeMap<String, String>,
     pub path: String,
     pub remote: Option<SocketAddr>,
+    /// A WebRTC peer (`webrtc.rs`): offered H.264 whatever the stream offers
+    /// WebSocket viewers ([`StreamShared::peer_offer`]).
+    pub webrtc: bool,
 }
 
 impl ConnInfo {
@@ -124,6 +127,24 @@ impl Drop for Registration {
     }
 }
 
+/// Keeps a stream's full-rate H.264 chain running for a WebRTC peer while
+/// the stream offers no H.264 to anyone else
+/// ([`StreamShared::peers_only_video`]).
+struct PeerChain(Arc<StreamShared>);
+
+impl PeerChain {
+    fn new(stream: &Arc<StreamShared>) -> Self {
+        stream.peers_only_video.fetch_add(1, Ordering::Relaxed);
+        PeerChain(Arc::clone(stream))
+    }
+}
+
+impl Drop for PeerChain {
+    fn drop(&mut self) {
+        self.0.peers_only_video.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 fn close_message(code: u16, reason: String) -> Message {
     Message::Close(Some(CloseFrame {
         code,
@@ -145,13 +166,12 @@ pub(crate) async fn run<S, E>(
     E: std::fmt::Display,
 {
     let (width, height) = stream.size();
-    let mut cfg = SessionConfig::new(
-        session_id,
-        stream.name.clone(),
-        stream.offer(),
-        width,
-        height,
-    );
+    let offer = if conn.webrtc {
+        stream.peer_offer()
+    } else {
+        stream.offer()
+    };
+    let mut cfg = SessionConfig::new(session_id, stream.name.clone(), offer, width, height);
     cfg.max_inflight = stream.cfg.max_inflight;
     cfg.stats_interval = stream.cfg.stats_interval;
     cfg.hello_timeout = server_cfg.hello_timeout;
@@ -178,6 +198,7 @@ pub(crate) async fn run<S, E>(
     // Video units the session may still ask for (it queues at most its credit).
     let mut recent: VecDeque<Arc<Encoded>> = VecDeque::new();
     let mut registration: Option<Registration> = None;
+    let mut peer_chain: Option<PeerChain> = None;
     let (controller_tx, mut controller_rx) = watch::channel(true);
     let mut closed = stream.closed.subscribe();
     let mut principal: Option<Principal> = None;
@@ -202,6 +223,10 @@ pub(crate) async fn run<S, E>(
                         demand.output = Some(Variant::top(neg.format));
                         if neg.format == OutputFormat::H264 {
                             video = stream.subscribe_video(0);
+                            if !stream.has_video() {
+                                // A peer of a stream without H.264: its chain runs for peers alone.
+                                peer_chain = Some(PeerChain::new(&stream));
+                            }
                             if neg.still_png {
                                 // Lossless stills come through the lossy image channel.
                                 watching =

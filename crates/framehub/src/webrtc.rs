@@ -198,7 +198,8 @@ async fn answer(
     if let Err(origin) = crate::http::check_origin(inner, &parts.headers) {
         return Err(refuse(403, format!("origin '{origin}' is not allowed")));
     }
-    let conn = crate::http::conn_info(parts, inner.cfg.trust_proxy);
+    let mut conn = crate::http::conn_info(parts, inner.cfg.trust_proxy);
+    conn.webrtc = true;
     let host = parts
         .extensions
         .get::<crate::listen::LocalAddr>()
@@ -245,7 +246,7 @@ async fn answer(
                 _ => 503,
             };
             let reason = if code == framehub_proto::close_code::UNSUPPORTED {
-                "the stream has no H.264 (WebRTC needs a stream with video)".to_string()
+                "the stream has no H.264 (its remote publisher sends none)".to_string()
             } else {
                 reason
             };
