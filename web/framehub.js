@@ -657,11 +657,13 @@ export class RemoteFramebufferView extends EventTarget {
     const w = v.videoWidth;
     const h = v.videoHeight;
     if (!w || !h) return;
-    // The hub's keyframe of the picture a lossless still already shows exactly
-    // (same publish time): not painted over the exact pixels.
+    // A frame published no later than the lossless still this view shows
+    // (the hub's sharper keyframe of that picture, or one the jitter buffer
+    // held back) is not painted over the exact pixels. RTP time is 90 kHz
+    // from the publish time (protocol §13); compared modulo 2^32.
     if (this._stillTimestamp !== null && meta && typeof meta.rtpTimestamp === 'number') {
       const stillRtp = Math.floor((this._stillTimestamp * 9) / 100) % 2 ** 32;
-      if (meta.rtpTimestamp === stillRtp) return;
+      if (((meta.rtpTimestamp - stillRtp) | 0) <= 0) return;
     }
     this.display.draw({
       width: w,

@@ -198,7 +198,8 @@ pub(crate) async fn run<S, E>(
     // Video units the session may still ask for (it queues at most its credit).
     let mut recent: VecDeque<Arc<Encoded>> = VecDeque::new();
     let mut registration: Option<Registration> = None;
-    let mut peer_chain: Option<PeerChain> = None;
+    // Held for its Drop: the chain runs while this peer watches.
+    let mut _peer_chain: Option<PeerChain> = None;
     let (controller_tx, mut controller_rx) = watch::channel(true);
     let mut closed = stream.closed.subscribe();
     let mut principal: Option<Principal> = None;
@@ -225,7 +226,7 @@ pub(crate) async fn run<S, E>(
                             video = stream.subscribe_video(0);
                             if !stream.has_video() {
                                 // A peer of a stream without H.264: its chain runs for peers alone.
-                                peer_chain = Some(PeerChain::new(&stream));
+                                _peer_chain = Some(PeerChain::new(&stream));
                             }
                             if neg.still_png {
                                 // Lossless stills come through the lossy image channel.
