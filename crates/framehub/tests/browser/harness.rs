@@ -269,3 +269,22 @@ impl Browser {
 pub fn close(a: [u8; 4], b: [u8; 3], tol: u8) -> bool {
     (0..3).all(|i| a[i].abs_diff(b[i]) <= tol)
 }
+
+/// Polls `stream`'s events until `pred` holds for all received so far (15 s at most).
+pub async fn events_until(
+    stream: &framehub::Stream,
+    pred: impl Fn(&[framehub::ViewerEvent]) -> bool,
+) -> Vec<framehub::ViewerEvent> {
+    let mut all = Vec::new();
+    for _ in 0..300 {
+        all.extend(stream.poll_events());
+        if pred(&all) {
+            return all;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "events never matched; got {:?}",
+        all.iter().map(|e| e.event.event_type()).collect::<Vec<_>>()
+    );
+}

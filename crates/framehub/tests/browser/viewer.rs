@@ -6,9 +6,9 @@ use fantoccini::actions::{
     InputSource, KeyAction, KeyActions, MouseActions, PointerAction, WheelAction, WheelActions,
     MOUSE_BUTTON_LEFT,
 };
-use framehub::{Frame, InputEvent, Server, Stream, StreamConfig, ViewerEvent};
+use framehub::{Frame, InputEvent, Server, Stream, StreamConfig};
 
-use crate::harness::{close, Browser};
+use crate::harness::{close, events_until, Browser};
 use crate::picture::{pattern, QUADRANTS};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -20,21 +20,6 @@ async fn hub(name: &str, w: u32, h: u32) -> (Server, Stream, String) {
         .add_stream(name, w, h, StreamConfig::default())
         .unwrap();
     (server, stream, format!("http://{addr}"))
-}
-
-async fn events_until(stream: &Stream, pred: impl Fn(&[ViewerEvent]) -> bool) -> Vec<ViewerEvent> {
-    let mut all = Vec::new();
-    for _ in 0..300 {
-        all.extend(stream.poll_events());
-        if pred(&all) {
-            return all;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "events never matched; got {:?}",
-        all.iter().map(|e| e.event.event_type()).collect::<Vec<_>>()
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

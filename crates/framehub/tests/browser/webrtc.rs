@@ -7,9 +7,9 @@ use std::time::Duration;
 use fantoccini::actions::{
     InputSource, MouseActions, PointerAction, WheelAction, WheelActions, MOUSE_BUTTON_LEFT,
 };
-use framehub::{Frame, InputEvent, Server, ServerConfig, Stream, StreamConfig, ViewerEvent};
+use framehub::{Frame, InputEvent, Server, ServerConfig, Stream, StreamConfig};
 
-use crate::harness::{close, Browser, Kind};
+use crate::harness::{close, events_until, Browser, Kind};
 use crate::picture::{pattern, QUADRANTS};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -25,21 +25,6 @@ async fn hub(cfg: ServerConfig, stream_cfg: StreamConfig) -> (Server, Stream, St
         .add_stream("rtc", 320, 240, stream_cfg)
         .expect("stream");
     (server, stream, format!("http://{addr}"))
-}
-
-async fn events_until(stream: &Stream, pred: impl Fn(&[ViewerEvent]) -> bool) -> Vec<ViewerEvent> {
-    let mut all = Vec::new();
-    for _ in 0..300 {
-        all.extend(stream.poll_events());
-        if pred(&all) {
-            return all;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "events never matched; got {:?}",
-        all.iter().map(|e| e.event.event_type()).collect::<Vec<_>>()
-    );
 }
 
 /// Publishes `n` at 10 fps until `stop` (H.264 needs frames to flow for a
