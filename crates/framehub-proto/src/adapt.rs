@@ -24,6 +24,14 @@
 //! up to [`AdaptConfig::max_step_up_after`], the exponential back-off of
 //! failed probes (as of a TCP retransmission timer, RFC 6298 §5.5); a probe
 //! that holds resets it. Tier 0 is the best.
+//!
+//! A transport that estimates the link's bandwidth itself (WebRTC: str0m's
+//! TWCC estimator, or a receiver's REMB) gives the estimate instead
+//! ([`Adapter::on_estimate`]); from the first estimate on, the viewer is
+//! congested while the estimate cannot carry its tier's bit rate and healthy
+//! while it carries a better tier's, and the same hysteresis and probe
+//! back-off apply. (Its acks then say only when bytes left the hub, so their
+//! RTT no longer counts.)
 
 use std::time::{Duration, Instant};
 
@@ -108,6 +116,9 @@ pub struct Adapter {
     /// Health needed before the next step up (`step_up_after`, doubled
     /// after each failed probe up to `max_step_up_after`).
     up_hold: Duration,
+    /// The best tier the transport's bandwidth estimate carries, once one
+    /// was given: it then decides instead of the RTT.
+    estimate_fit: Option<u8>,
 }
 
 impl Adapter {
@@ -122,8 +133,23 @@ impl Adapter {
             last_change: now,
             last_was_up: false,
             up_hold: cfg.step_up_after,
+            estimate_fit: None,
             cfg,
         }
+    }
+
+    /// The transport's bandwidth estimate at `now`: `fit` is the best tier
+    /// (0 = best) whose bit rate it carries. From now on the estimate, not
+    /// the RTT, says congested (`fit` worse than the current tier) or
+    /// healthy (`fit` better); steps follow the same holds as [`update`](Self::update).
+    pub fn on_estimate(&mut self, now: Instant, fit: u8) -> Step {
+        self.estimate_fit = Some(fit.min(self.tiers - 1));
+        self.decide(now, false, false)
+    }
+
+    /// Whether a bandwidth estimate drives this controller.
+    pub fn estimated(&self) -> bool {
+        self.estimate_fit.is_some()
     }
 
     /// The current tier (0 = best).
@@ -162,6 +188,16 @@ impl Adapter {
         let congested =
             delay > self.cfg.congested_delay || decode_queue >= self.cfg.congested_decode_queue;
         let healthy = delay < self.cfg.healthy_delay && decode_queue <= 1;
+        self.decide(now, congested, healthy)
+    }
+
+    /// One decision from the link's state (the estimate's, when there is
+    /// one); moves at most one tier.
+    fn decide(&mut self, now: Instant, congested: bool, healthy: bool) -> Step {
+        let (congested, healthy) = match self.estimate_fit {
+            Some(fit) => (fit > self.tier, fit < self.tier),
+            None => (congested, healthy),
+        };
         if congested {
             self.healthy_since = None;
             let since = *self.congested_since.get_or_insert(now);
@@ -349,5 +385,30 @@ mod tests {
             Some(40 * MS),
             "the 1 ms sample left the 30 s window"
         );
+    }
+
+    #[test]
+    fn a_bandwidth_estimate_decides_instead_of_the_rtt() {
+        let mut now = Instant::now();
+        let mut a = Adapter::new(now, AdaptConfig::default(), 4);
+        assert!(!a.estimated());
+        // The estimate carries only tier 2: congested, one step per second.
+        assert_eq!(a.on_estimate(now, 2), Step::Stay);
+        // Acks with a tiny RTT (bytes leave the hub at once) change nothing.
+        let steps = run(&mut a, &mut now, 2.6, MS, 0);
+        assert_eq!(steps, vec![Step::Down(1), Step::Down(2)]);
+        assert!(run(&mut a, &mut now, 3.0, MS, 0).is_empty(), "fits tier 2");
+        // A far worse RTT does not either: the estimate says tier 2 fits.
+        assert!(run(&mut a, &mut now, 3.0, 400 * MS, 0).is_empty());
+        // The estimate grows to tier 0: up after 5 s of it, one tier at a time.
+        a.on_estimate(now, 0);
+        let steps = run(&mut a, &mut now, 4.9, MS, 0);
+        assert!(steps.is_empty(), "not before 5 s: {steps:?}");
+        let steps = run(&mut a, &mut now, 5.2, MS, 0);
+        assert_eq!(steps, vec![Step::Up(1), Step::Up(0)]);
+        // Out of range: the last tier.
+        a.on_estimate(now, 9);
+        let steps = run(&mut a, &mut now, 3.2, MS, 0);
+        assert_eq!(steps, vec![Step::Down(1), Step::Down(2), Step::Down(3)]);
     }
 }

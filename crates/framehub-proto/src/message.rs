@@ -93,6 +93,14 @@ pub enum ClientMessage {
         /// Whether the page is visible.
         visible: bool,
     },
+    /// The bandwidth the link to this viewer carries, as its transport
+    /// estimates it (`bandwidth_estimate`; the WebRTC driver sends str0m's
+    /// TWCC or the receiver's REMB estimate). Moves the viewer's video tier
+    /// (`docs/protocol.md` §13).
+    BandwidthEstimate {
+        /// Estimated bit rate, bit/s.
+        bitrate: u64,
+    },
     /// A message of a type this server does not know; ignored and counted.
     Unknown(String),
 }
@@ -195,6 +203,14 @@ impl ClientMessage {
                     .map_err(|e| ProtocolError::Malformed(format!("set_viewport: {e}")))?;
                 ClientMessage::SetViewport(r)
             }
+            "bandwidth_estimate" => match obj.get("bitrate").and_then(serde_json::Value::as_u64) {
+                Some(bitrate) => ClientMessage::BandwidthEstimate { bitrate },
+                None => {
+                    return Err(ProtocolError::Malformed(
+                        "bandwidth_estimate: 'bitrate' is not a whole number of bit/s".into(),
+                    ))
+                }
+            },
             "visibility" => match obj.get("visible") {
                 Some(serde_json::Value::Bool(visible)) => {
                     ClientMessage::Visibility { visible: *visible }

@@ -410,6 +410,9 @@ pub struct Session {
     pending_still: Option<FrameInfo>,
     /// Video: a keyframe request is outstanding (not repeated until one arrives or it times out).
     keyframe_requested_at: Option<Instant>,
+    /// Video: a keyframe was accepted since the last request (so a request
+    /// the viewer itself makes now is a new one, not a repeat).
+    keyframe_since_request: bool,
     next_stats: Option<Instant>,
     srtt: Option<Duration>,
     decode_queue_size: u32,
@@ -492,6 +495,7 @@ impl Session {
             video_source: 0,
             pending_still: None,
             keyframe_requested_at: None,
+            keyframe_since_request: false,
             next_stats: None,
             srtt: None,
             decode_queue_size: 0,
@@ -573,6 +577,7 @@ impl Session {
             // asked for now (the tier's chain has not been asked yet).
             self.need_keyframe = true;
             self.keyframe_requested_at = Some(self.last_ack);
+            self.keyframe_since_request = false;
             self.push_out(Output::RequestKeyframe);
         }
         self.push_out(Output::Text(ServerMessage::SetQuality {
@@ -676,8 +681,8 @@ impl Session {
             }
             (_, ClientMessage::Hello(_)) => self.close(close_code::POLICY, "hello sent twice"),
             (_, ClientMessage::Ack(ack)) => self.handle_ack(now, ack),
-            (_, ClientMessage::RequestKeyframe { .. }) => self.want_keyframe(now, false),
-            (_, ClientMessage::DecoderReset) => self.want_keyframe(now, true),
+            (_, ClientMessage::RequestKeyframe { .. }) => self.viewer_wants_keyframe(now, false),
+            (_, ClientMessage::DecoderReset) => self.viewer_wants_keyframe(now, true),
             (_, ClientMessage::Event(_)) | (_, ClientMessage::SetViewport(_))
                 if !self.take_event_token(now) =>
             {
@@ -689,6 +694,7 @@ impl Session {
             },
             (_, ClientMessage::SetViewport(r)) => self.deliver(now, InputEvent::Resize(r)),
             (_, ClientMessage::Visibility { visible }) => self.set_visible(now, visible),
+            (_, ClientMessage::BandwidthEstimate { bitrate }) => self.on_estimate(now, bitrate),
             (_, ClientMessage::Unknown(_)) => self.unknown_messages += 1,
         }
     }
@@ -747,6 +753,7 @@ impl Session {
         if neg.transport == Transport::Webcodecs {
             self.push_out(Output::RequestKeyframe);
             self.keyframe_requested_at = Some(now);
+            self.keyframe_since_request = false;
         }
         // Tiers for lossy outputs: JPEG (quality, size) and H.264 (bit rate).
         let lossy = matches!(
@@ -773,6 +780,31 @@ impl Session {
         self.controller = controller;
         if self.is_open() {
             self.push_out(Output::Text(ServerMessage::Control { controller }));
+        }
+    }
+
+    /// The transport's bandwidth estimate (`bitrate` bit/s): the best video
+    /// tier whose bit rate fits in it goes to the adapter, which steps
+    /// toward it with its usual holds. Image sessions ignore it (their
+    /// tiers have no bit rate).
+    fn on_estimate(&mut self, now: Instant, bitrate: u64) {
+        if !self.is_video() {
+            return;
+        }
+        let fit = self
+            .cfg
+            .tiers
+            .iter()
+            .position(|t| t.bitrate <= bitrate)
+            .unwrap_or(self.cfg.tiers.len().saturating_sub(1));
+        let fit = u8::try_from(fit).unwrap_or(u8::MAX);
+        let Some(a) = self.adapter.as_mut() else {
+            return;
+        };
+        match a.on_estimate(now, fit) {
+            Step::Stay => {}
+            Step::Down(t) => self.announce_tier(t, "bandwidth estimate"),
+            Step::Up(t) => self.announce_tier(t, "bandwidth estimate"),
         }
     }
 
@@ -813,12 +845,25 @@ impl Session {
         self.request_keyframe(now);
     }
 
+    /// The viewer asks for a keyframe itself (`request_keyframe`, a WebRTC
+    /// PLI, or `decoder_reset`): as [`Self::want_keyframe`], except that a
+    /// keyframe accepted since the last request answered that one, so this
+    /// is a new request and goes out at once (a WebRTC peer whose first
+    /// keyframe went before ICE connected asks again on connecting).
+    fn viewer_wants_keyframe(&mut self, now: Instant, reset: bool) {
+        if self.keyframe_since_request {
+            self.keyframe_requested_at = None;
+        }
+        self.want_keyframe(now, reset);
+    }
+
     fn request_keyframe(&mut self, now: Instant) {
         // One outstanding request at a time; repeated after a second without a keyframe.
         let due = self
             .keyframe_requested_at
             .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1));
         if due {
+            self.keyframe_since_request = false;
             self.keyframe_requested_at = Some(now);
             self.push_out(Output::RequestKeyframe);
         }
@@ -926,7 +971,9 @@ impl Session {
             // The request clock is not reset: a viewer that keeps missing
             // units asks at most once a second, so one slow viewer cannot
             // hold the whole stream at the stream's forced-keyframe limit.
+            // Only the viewer's own next request may go out sooner.
             self.need_keyframe = false;
+            self.keyframe_since_request = true;
         }
         self.video_last = Some(chunk.frame_id);
         if self
@@ -1121,6 +1168,7 @@ fn message_type(m: &ClientMessage) -> &str {
         ClientMessage::Event(_) => "event",
         ClientMessage::SetViewport(_) => "set_viewport",
         ClientMessage::Visibility { .. } => "visibility",
+        ClientMessage::BandwidthEstimate { .. } => "bandwidth_estimate",
         ClientMessage::Unknown(t) => t,
     }
 }
@@ -1831,6 +1879,37 @@ mod tests {
         );
         s.handle_frame(t0, chunk(6, true));
         assert_eq!(frames(&drain(&mut s, t0)), vec![(6, 2)]);
+    }
+
+    #[test]
+    fn a_viewers_own_request_after_a_keyframe_goes_out_at_once_a_repeat_waits() {
+        let (mut s, t0) = open_video();
+        // The joining keyframe arrives (a WebRTC peer drops it: ICE is not up yet).
+        s.handle_frame(t0, chunk(1, true));
+        assert_eq!(frames(&drain(&mut s, t0)), vec![(1, 0)]);
+        // The viewer asks itself, well within the second: a new request.
+        let t1 = t0 + Duration::from_millis(100);
+        s.handle_text(
+            t1,
+            r#"{"type":"request_keyframe","reason":"webrtc connected"}"#,
+        );
+        assert_eq!(drain(&mut s, t1), vec![Output::RequestKeyframe]);
+        // Asked again before any keyframe came: a repeat, held to the clock.
+        let t2 = t1 + Duration::from_millis(100);
+        s.handle_text(t2, r#"{"type":"request_keyframe"}"#);
+        assert!(drain(&mut s, t2).is_empty());
+        let t3 = t1 + Duration::from_secs(1);
+        s.handle_text(t3, r#"{"type":"request_keyframe"}"#);
+        assert_eq!(drain(&mut s, t3), vec![Output::RequestKeyframe]);
+        // Missed units after a keyframe still wait for the clock.
+        ack(&mut s, t3, 0);
+        s.handle_frame(t3, chunk(2, true));
+        assert_eq!(frames(&drain(&mut s, t3)), vec![(2, 1)]);
+        s.handle_frame(t3, chunk(4, false));
+        assert!(
+            drain(&mut s, t3).is_empty(),
+            "a drop's request waits a second"
+        );
     }
 
     fn still_of(id: u64, source: u64) -> FrameInfo {

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
+use str0m::bwe::Bitrate;
 use str0m::change::SdpAnswer;
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid};
@@ -238,7 +239,11 @@ impl Endpoint {
     /// Answers `offer` and starts its peer, which serves the viewer's
     /// session over `link`. `host` is the address the peer's signalling
     /// request reached (the hub's side of that TCP connection), announced
-    /// when [`EndpointConfig::announce`] is empty. `first` are messages the
+    /// when [`EndpointConfig::announce`] is empty. `bitrate` (bit/s) is the
+    /// stream's best video bit rate: the peer's bandwidth estimator (TWCC:
+    /// transport-wide congestion control feedback, as str0m implements it)
+    /// starts at and probes for [`crate::BWE_HEADROOM`] times it, and its estimates go to the session, which
+    /// picks the peer's tier (0: no estimator). `first` are messages the
     /// session sent before (its `config`), delivered once the data channel
     /// opens. The peer is routable before this returns, so the browser's
     /// first STUN request is never lost.
@@ -248,6 +253,7 @@ impl Endpoint {
         &self,
         offer: Offer,
         host: Option<IpAddr>,
+        bitrate: u64,
         link: SessionLink,
         first: Vec<crate::ViewerMessage>,
     ) -> Result<Accepted, AcceptError> {
@@ -273,13 +279,17 @@ impl Endpoint {
         };
         let creds = IceCreds::new();
         let now = Instant::now();
-        let mut rtc = RtcConfig::new()
+        let mut config = RtcConfig::new()
             .set_ice_lite(true)
             .set_local_ice_credentials(creds.clone())
             .clear_codecs()
             .enable_h264(true)
-            .set_sctp_max_buffered_amount(peer::SCTP_BUFFER)
-            .build(now);
+            .set_sctp_max_buffered_amount(peer::SCTP_BUFFER);
+        if bitrate > 0 {
+            let start = (bitrate as f64 * peer::BWE_HEADROOM) as u64;
+            config = config.enable_bwe(Some(Bitrate::bps(start)));
+        }
+        let mut rtc = config.build(now);
         let mut candidate = None;
         for ip in ips {
             let addr = SocketAddr::new(ip, port);
@@ -371,6 +381,7 @@ impl Endpoint {
             counters: Arc::clone(&shared.counters),
             stop,
             connect_timeout: shared.cfg.connect_timeout,
+            bitrate,
         };
         let task_shared = Arc::clone(shared);
         tokio::spawn(async move {

@@ -8,7 +8,9 @@
 //! * a peer (`peer.rs`): writes the stream's shared H.264 access units to
 //!   its video track (str0m packetizes per peer), carries the protocol's
 //!   JSON over the data channel both ways, turns PLI/FIR into keyframe
-//!   requests, and acks units by what left the socket.
+//!   requests, and acks units by what left the socket;
+//! * [`client`]: a receiving peer that makes the offer, as a browser does
+//!   (framehub's tests and `framehub bench` use it).
 //!
 //! The viewer's rules (handshake, authentication, credit, the keyframe gate,
 //! the input policy and rate limit) stay in `framehub_proto::Session`,
@@ -18,6 +20,7 @@
 
 #![deny(missing_docs)]
 
+pub mod client;
 mod endpoint;
 mod peer;
 pub mod signal;
@@ -28,6 +31,7 @@ pub use endpoint::{
 };
 pub use framehub_proto::link::ViewerMessage;
 pub use peer::{
-    SessionLink, DATA_CHUNK_BYTES, DATA_QUEUE_BYTES, SEND_QUEUE_BYTES, TO_SESSION_QUEUE,
+    SessionLink, BWE_HEADROOM, DATA_CHUNK_BYTES, DATA_QUEUE_BYTES, ESTIMATE_CHANGE,
+    ESTIMATE_INTERVAL, MIN_SEND_QUEUE_BYTES, SEND_QUEUE_BYTES, SEND_QUEUE_TIME, TO_SESSION_QUEUE,
 };
 pub use signal::{parse_json_offer, parse_sdp_offer, Offer, OfferError, MAX_OFFER_BYTES};

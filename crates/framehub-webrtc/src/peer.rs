@@ -17,7 +17,8 @@
 //! `request_keyframe` for the session, which coalesces it in the stream's
 //! keyframe gate. The session's credit is the peer's send queue: a unit is
 //! acked once the bytes written before it have been transmitted up to
-//! [`SEND_QUEUE_BYTES`]; a peer whose pacer falls further behind stops
+//! a bound ([`SEND_QUEUE_TIME`] of the bandwidth estimate, at most
+//! [`SEND_QUEUE_BYTES`]); a peer whose pacer falls further behind stops
 //! acking, its session stops sending, and it waits for the next keyframe,
 //! alone.
 
@@ -32,6 +33,7 @@ use framehub_proto::envelope::{self, FrameHeader};
 use framehub_proto::link::ViewerMessage;
 use futures_channel::mpsc;
 use futures_util::StreamExt;
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::channel::ChannelId;
 use str0m::media::{MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
@@ -44,7 +46,17 @@ use crate::endpoint::{Counters, Datagram};
 /// Bytes written to the video track and not yet transmitted, past which a
 /// peer's units stop being acked (its session then sends nothing more until
 /// the queue drains, and resumes at a keyframe). About 1 s of 8 Mbit/s video.
+/// With a bandwidth estimate the bound is [`SEND_QUEUE_TIME`] of it, within
+/// [`MIN_SEND_QUEUE_BYTES`]..=this.
 pub const SEND_QUEUE_BYTES: u64 = 1 << 20;
+
+/// With a bandwidth estimate, the send queue holds at most this long of it:
+/// a peer on a slow link is not sent seconds of stale video to wade through.
+pub const SEND_QUEUE_TIME: Duration = Duration::from_millis(250);
+
+/// The send queue's bound never goes below this many bytes (a keyframe of
+/// a small picture fits).
+pub const MIN_SEND_QUEUE_BYTES: u64 = 32 * 1024;
 
 /// Largest data-channel message the hub sends, in bytes. Binary envelopes
 /// (PNG stills) are cut into chunks of at most this size, each prefixed by
@@ -60,6 +72,20 @@ pub const DATA_QUEUE_BYTES: usize = 16 << 20;
 /// Messages from the data channel waiting for the session before further
 /// ones are dropped (counted); the session reads them as fast as it can.
 pub const TO_SESSION_QUEUE: usize = 256;
+
+/// Shortest time between two `bandwidth_estimate`s to the session, unless
+/// the estimate moved by more than [`ESTIMATE_CHANGE`]: the session's
+/// adapter holds a state for a second before it steps, so a few estimates a
+/// second are plenty.
+pub const ESTIMATE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// A relative change of the estimate that is passed on at once.
+pub const ESTIMATE_CHANGE: f64 = 0.2;
+
+/// The bandwidth estimator starts at, and probes for, this many times the
+/// stream's best bit rate: an estimate that settles just under its target
+/// would otherwise read as too little for the best tier.
+pub const BWE_HEADROOM: f64 = 1.5;
 
 /// SCTP send buffer (str0m's `sctp_max_buffered_amount`), in bytes.
 pub(crate) const SCTP_BUFFER: usize = 1 << 20;
@@ -90,6 +116,8 @@ pub(crate) struct PeerSetup {
     pub counters: Arc<Counters>,
     pub stop: watch::Receiver<bool>,
     pub connect_timeout: Duration,
+    /// The stream's best video bit rate, bit/s (0: no bandwidth estimator).
+    pub bitrate: u64,
 }
 
 /// Why a peer ended (logged through `Debug`, and counted for timeouts).
@@ -128,6 +156,12 @@ struct Peer {
     /// The session closed: (when the close was queued) — the peer ends once
     /// the data channel has sent it, or after a second.
     closing: Option<Instant>,
+    /// The stream's best video bit rate, bit/s (0: no estimator).
+    bitrate: u64,
+    /// str0m's latest bandwidth estimate, bit/s.
+    estimate: Option<u64>,
+    /// The last bandwidth estimate passed to the session: (when, bit/s).
+    estimate_sent: Option<(Instant, u64)>,
 }
 
 /// Runs one peer until it ends; the caller removes its routes.
@@ -145,6 +179,7 @@ pub(crate) async fn run(setup: PeerSetup) {
         counters,
         mut stop,
         connect_timeout,
+        bitrate,
     } = setup;
     let mut peer = Peer {
         id,
@@ -164,6 +199,9 @@ pub(crate) async fn run(setup: PeerSetup) {
         written: 0,
         transmitted: 0,
         closing: None,
+        bitrate,
+        estimate: None,
+        estimate_sent: None,
     };
     for m in first {
         peer.on_session_message(m);
@@ -207,6 +245,7 @@ impl Peer {
                 return end;
             }
             self.ack_transmitted();
+            self.send_estimate();
             self.flush_to_session();
             if let Some(at) = self.closing {
                 if self.data_queue.is_empty() || at.elapsed() > Duration::from_secs(1) {
@@ -281,7 +320,17 @@ impl Peer {
                 self.counters.connected.fetch_add(1, Ordering::Relaxed);
                 // Units before now were dropped: start the picture with a keyframe.
                 self.queue_to_session(r#"{"type":"request_keyframe","reason":"webrtc connected"}"#);
+                if self.bitrate > 0 {
+                    // Probe for the best tier's rate (padding only as the estimate allows).
+                    let desired = (self.bitrate as f64 * BWE_HEADROOM) as u64;
+                    self.rtc
+                        .bwe()
+                        .set_bitrate(Bitrate::ZERO, Bitrate::bps(desired));
+                }
             }
+            Event::EgressBitrateEstimate(
+                BweKind::Twcc { estimate, .. } | BweKind::Remb { estimate, .. },
+            ) => self.on_estimate(estimate.as_u64()),
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 return Err(End::PeerClosed("ICE disconnected"));
             }
@@ -305,6 +354,33 @@ impl Peer {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Notes str0m's latest bandwidth estimate (bit/s) and passes it on.
+    fn on_estimate(&mut self, bps: u64) {
+        self.estimate = Some(bps);
+        self.send_estimate();
+    }
+
+    /// Passes the latest bandwidth estimate to the session, which picks the
+    /// peer's tier from it: every [`ESTIMATE_INTERVAL`] (str0m reports only
+    /// changes, and the session's adapter decides again on each), and at
+    /// once when it moved by more than [`ESTIMATE_CHANGE`].
+    fn send_estimate(&mut self) {
+        let Some(bps) = self.estimate else {
+            return;
+        };
+        let now = Instant::now();
+        let due = self.estimate_sent.is_none_or(|(at, last)| {
+            let moved = (bps as f64 - last as f64).abs() > ESTIMATE_CHANGE * last.max(1) as f64;
+            moved || now.duration_since(at) >= ESTIMATE_INTERVAL
+        });
+        if due {
+            self.estimate_sent = Some((now, bps));
+            self.queue_to_session(&format!(
+                r#"{{"type":"bandwidth_estimate","bitrate":{bps}}}"#
+            ));
+        }
     }
 
     /// Carries out one message from the session.
@@ -404,10 +480,17 @@ impl Peer {
         Ok(())
     }
 
-    /// Acks units whose bytes are within [`SEND_QUEUE_BYTES`] of what was transmitted.
+    /// Acks units whose bytes are within the send queue's bound of what
+    /// was transmitted: [`SEND_QUEUE_TIME`] of the bandwidth estimate, or
+    /// [`SEND_QUEUE_BYTES`] without one.
     fn ack_transmitted(&mut self) {
+        let bound = match self.estimate {
+            Some(bps) => ((bps as f64 / 8.0 * SEND_QUEUE_TIME.as_secs_f64()) as u64)
+                .clamp(MIN_SEND_QUEUE_BYTES, SEND_QUEUE_BYTES),
+            None => SEND_QUEUE_BYTES,
+        };
         while let Some(&(seq, upto)) = self.unacked.front() {
-            if upto > self.transmitted + SEND_QUEUE_BYTES {
+            if upto > self.transmitted + bound {
                 break;
             }
             self.unacked.pop_front();

@@ -190,6 +190,13 @@ pub(crate) struct Admitted {
     shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
+impl Admitted {
+    /// The stream the viewer was admitted to.
+    pub(crate) fn stream(&self) -> &Arc<StreamShared> {
+        &self.stream
+    }
+}
+
 /// Step 1 of the seam: looks the stream up and takes a place for the viewer.
 pub(crate) fn prepare(inner: &Arc<Inner>, name: &str, conn: ConnInfo) -> Attach {
     let Some(stream) = inner.stream(name) else {

@@ -415,18 +415,16 @@ impl StreamShared {
         cfg!(feature = "h264") && self.cfg.h264 && !lock(&self.codec).is_empty()
     }
 
-    /// Video tiers whose H.264 chains the encode threads run: every tier
-    /// when the stream offers H.264, else tier 0 alone while a recording
-    /// runs or a WebRTC peer watches (nobody else takes those units), else none.
+    /// Video tiers whose H.264 chains the encode threads may run (a chain
+    /// is encoded only while someone takes it): every tier when the stream
+    /// offers H.264 or a WebRTC peer watches (a peer's bandwidth estimate
+    /// may move it to any tier), else tier 0 alone while a recording runs,
+    /// else none.
     pub fn chain_tiers(&self) -> u8 {
-        if self.has_video() {
+        let local = cfg!(feature = "h264") && self.source == SourceKind::Local;
+        if self.has_video() || (local && self.peers_only_video.load(Ordering::Relaxed) > 0) {
             self.video_tiers()
-        } else if cfg!(feature = "h264")
-            && self.source == SourceKind::Local
-            && self.recordings.load(Ordering::Relaxed)
-                + self.peers_only_video.load(Ordering::Relaxed)
-                > 0
-        {
+        } else if local && self.recordings.load(Ordering::Relaxed) > 0 {
             1
         } else {
             0

@@ -205,7 +205,8 @@ async fn answer(
         .get::<crate::listen::LocalAddr>()
         .map(|l| l.0.ip());
     let viewer = attach::prepare(inner, name, conn);
-    match &viewer {
+    // The bit rate of the stream's best tier: the peer's bandwidth estimator aims for it.
+    let bitrate = match &viewer {
         Attach::Unknown(name) => return Err(refuse(404, format!("unknown stream '{name}'"))),
         Attach::Refused(why) => {
             let status = if *why == crate::server::TOO_MANY_FROM_ADDRESS {
@@ -215,8 +216,8 @@ async fn answer(
             };
             return Err(refuse(status, *why));
         }
-        Attach::Admitted(_) => {}
-    }
+        Attach::Admitted(a) => a.stream().peer_offer().bitrate,
+    };
     let (socket, channel) = attach::channel_pair(inner.cfg.max_message_size);
     tokio::spawn(viewer.serve(socket));
     let (mut to_session, mut from_session) = channel.into_parts();
@@ -259,7 +260,7 @@ async fn answer(
         to_session,
         from_session,
     };
-    match endpoint.accept(offer, host, link, vec![ViewerMessage::Text(first)]) {
+    match endpoint.accept(offer, host, bitrate, link, vec![ViewerMessage::Text(first)]) {
         Ok(a) => Ok((a.id, a.answer)),
         // The link is dropped with the error: the session ends, its place is freed.
         Err(e) => Err(refuse(e.status(), e.to_string())),

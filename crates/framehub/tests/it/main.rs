@@ -20,5 +20,6 @@ mod remote;
 pub mod rest;
 mod security;
 mod server;
-mod video;
+pub(crate) mod video;
 mod webrtc;
+mod webrtc_media;

@@ -25,7 +25,7 @@ fn chunk(h: &FrameHeader) -> (bool, String) {
 }
 
 /// A moving picture: a gradient with a bar at a position that depends on `i`.
-fn moving(w: u32, h: u32, i: u32) -> Vec<u8> {
+pub(crate) fn moving(w: u32, h: u32, i: u32) -> Vec<u8> {
     let mut v = Vec::with_capacity((w * h * 4) as usize);
     for y in 0..h {
         for x in 0..w {
@@ -41,7 +41,7 @@ fn moving(w: u32, h: u32, i: u32) -> Vec<u8> {
     v
 }
 
-fn spawn_publisher(
+pub(crate) fn spawn_publisher(
     stream: Stream,
     w: u32,
     h: u32,
@@ -210,7 +210,7 @@ async fn a_video_viewer_of_a_still_picture_gets_a_keyframe_and_decodes_it() {
 
 /// Luma PSNR of an access unit's picture (which must be `w`×`h`) against an
 /// RGBA source's BT.709 limited-range Y'.
-fn luma_psnr(
+pub(crate) fn luma_psnr(
     dec: &mut openh264::decoder::Decoder,
     au: &[u8],
     pic: &[u8],
