@@ -209,6 +209,13 @@ pub enum ScenarioId {
     /// (`RemoteStream` over loopback: the encoding on the publisher's side,
     /// the hub passing units through), compared with the first.
     Remote10,
+    /// WebRTC (issue 14): 1 peer of one 1280×720 H.264 stream at 30 fps …
+    Rtc1,
+    /// … 10 peers …
+    Rtc10,
+    /// … 50 peers; each also runs over `--transport h264` (WebSocket
+    /// viewers of the same chain) for the CPU per viewer-frame side by side.
+    Rtc50,
 }
 
 /// Every scenario with its name on the command line and in the results, in run order.
@@ -249,6 +256,9 @@ const SCENARIOS: &[(ScenarioId, &str)] = &[
     (ScenarioId::Hidden10, "hidden-10"),
     (ScenarioId::Local10, "local-10"),
     (ScenarioId::Remote10, "remote-10"),
+    (ScenarioId::Rtc1, "rtc-1"),
+    (ScenarioId::Rtc10, "rtc-10"),
+    (ScenarioId::Rtc50, "rtc-50"),
 ];
 
 /// Names that stand for several scenarios in `--scenarios`.
@@ -268,9 +278,10 @@ const GROUPS: &[(&str, &str)] = &[
     ),
     ("hidden", "visible-10, hidden-10"),
     ("remote", "local-10, remote-10"),
+    ("webrtc", "rtc-1, rtc-10, rtc-50"),
     (
         "sweeps",
-        "resolution, fanout, streams, static, slowlink, patch, hidden, remote",
+        "resolution, fanout, streams, static, slowlink, patch, hidden, remote, webrtc",
     ),
     ("all", "core and sweeps"),
 ];
@@ -314,6 +325,7 @@ fn parse_selection(name: &str) -> Result<Vec<ScenarioId>, String> {
             .collect(),
         "hidden" => vec![ScenarioId::Visible10, ScenarioId::Hidden10],
         "remote" => vec![ScenarioId::Local10, ScenarioId::Remote10],
+        "webrtc" => prefix("rtc-"),
         "sweeps" => sweeps,
         "all" => SCENARIOS.iter().map(|(id, _)| *id).collect(),
         n => match SCENARIOS.iter().find(|(_, name)| *name == n) {
@@ -347,6 +359,7 @@ impl ScenarioId {
                 Transport::H264
             }
             ScenarioId::K => Transport::Png,
+            ScenarioId::Rtc1 | ScenarioId::Rtc10 | ScenarioId::Rtc50 => Transport::Webrtc,
             _ => Transport::Jpeg,
         }
     }
@@ -356,7 +369,7 @@ impl ScenarioId {
         let name = self.name();
         [
             "res", "fanout", "streams", "static", "slowlink", "patch", "full", "visible", "hidden",
-            "thinlink", "adaptive", "local", "remote",
+            "thinlink", "adaptive", "local", "remote", "rtc",
         ]
         .into_iter()
         .find(|p| name.strip_prefix(p).is_some_and(|r| r.starts_with('-')))
@@ -390,6 +403,10 @@ pub enum Transport {
     /// is made with `StreamConfig::default().h264(true)`: 4 Mbit/s target,
     /// a keyframe every 2 s, one encoder shared by every video viewer.
     H264,
+    /// The same H.264 access units to WebRTC peers: each viewer is a str0m
+    /// peer (`framehub_webrtc::client`) signalled at `/<stream>/webrtc`,
+    /// receiving RTP over UDP; the hub's driver acks for it.
+    Webrtc,
 }
 
 impl Transport {
@@ -398,7 +415,7 @@ impl Transport {
         match self {
             Transport::Jpeg => "image/jpeg",
             Transport::Png => "image/png",
-            Transport::H264 => "webcodecs/h264-annexb",
+            Transport::H264 | Transport::Webrtc => "webcodecs/h264-annexb",
         }
     }
 
@@ -407,13 +424,13 @@ impl Transport {
         match self {
             Transport::Jpeg => OutputFormat::Image(ImageFormat::Jpeg),
             Transport::Png => OutputFormat::Image(ImageFormat::Png),
-            Transport::H264 => OutputFormat::H264,
+            Transport::H264 | Transport::Webrtc => OutputFormat::H264,
         }
     }
 
     /// Whether viewers get `video_chunk`s (keyframes and deltas).
     pub fn is_video(self) -> bool {
-        self == Transport::H264
+        matches!(self, Transport::H264 | Transport::Webrtc)
     }
 }
 
@@ -423,6 +440,7 @@ impl std::fmt::Display for Transport {
             Transport::Jpeg => "jpeg",
             Transport::Png => "png",
             Transport::H264 => "h264",
+            Transport::Webrtc => "webrtc",
         })
     }
 }
@@ -605,6 +623,9 @@ impl Scenario {
             ScenarioId::Local10 => {
                 at_30("remote publishers: 10 viewers, published in the hub", ten)
             }
+            ScenarioId::Rtc1 => at_30("WebRTC fan-out, 30 fps", 1),
+            ScenarioId::Rtc10 => at_30("WebRTC fan-out, 30 fps", ten),
+            ScenarioId::Rtc50 => at_30("WebRTC fan-out, 30 fps", if quick { 8 } else { 50 }),
             ScenarioId::Remote10 => Scenario {
                 remote: true,
                 ..at_30(
@@ -2045,6 +2066,35 @@ fn checks(r: &ScenarioReport, earlier: &[ScenarioReport], quick: bool) -> Vec<Ch
         }
         // The reference of hidden-10.
         ScenarioId::Visible10 | ScenarioId::Local10 => out.push(fps(29.0)),
+        ScenarioId::Rtc1 | ScenarioId::Rtc10 | ScenarioId::Rtc50 => {
+            out.push(fps(29.0));
+            // Issue 14: the hub's CPU per peer-frame beside per WebSocket
+            // viewer-frame (the same scenario over `h264`, same run), less
+            // the encode threads (one shared chain either way).
+            let per_vf = |x: &ScenarioReport| {
+                x.server_cpu.other_pct / 100.0 * x.window_s * 1e6
+                    / (x.server_frames_sent as f64).max(1.0)
+            };
+            let other = if r.transport == Transport::Webrtc {
+                Transport::H264
+            } else {
+                Transport::Webrtc
+            };
+            let twin = find(earlier, r.scenario, r.picture, other);
+            out.push(Check {
+                target: format!("hub CPU per viewer-frame less encoding, beside {other} (no target)"),
+                measured: match twin {
+                    Some(t) => format!(
+                        "{:.1} µs vs {:.1} µs over {other} (×{:.2})",
+                        per_vf(r),
+                        per_vf(t),
+                        per_vf(r) / per_vf(t).max(1e-9)
+                    ),
+                    None => format!("{:.1} µs ({other} not run yet)", per_vf(r)),
+                },
+                pass: None,
+            });
+        }
         ScenarioId::Remote10 => {
             out.push(fps(29.0));
             let local_id = ScenarioId::Local10;

@@ -205,7 +205,9 @@ async fn answer(
         .get::<crate::listen::LocalAddr>()
         .map(|l| l.0.ip());
     let viewer = attach::prepare(inner, name, conn);
-    // The bit rate of the stream's best tier: the peer's bandwidth estimator aims for it.
+    // With adaptive quality, the peer's bandwidth estimator (which also
+    // paces its media: docs/protocol.md §13) aims for the best tier's bit
+    // rate and picks its tier; without, no estimator and no pacing.
     let bitrate = match &viewer {
         Attach::Unknown(name) => return Err(refuse(404, format!("unknown stream '{name}'"))),
         Attach::Refused(why) => {
@@ -216,7 +218,8 @@ async fn answer(
             };
             return Err(refuse(status, *why));
         }
-        Attach::Admitted(a) => a.stream().peer_offer().bitrate,
+        Attach::Admitted(a) if a.stream().cfg.adaptive.is_some() => a.stream().peer_offer().bitrate,
+        Attach::Admitted(_) => 0,
     };
     let (socket, channel) = attach::channel_pair(inner.cfg.max_message_size);
     tokio::spawn(viewer.serve(socket));

@@ -49,6 +49,8 @@ use super::hist::{Histogram, LatencySummary};
 use super::procfs;
 use super::Transport;
 
+mod rtc;
+
 /// Options of the hidden `framehub bench-client` (set by `framehub bench`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct ClientArgs {
@@ -225,6 +227,29 @@ struct Report {
     hist: Histogram,
     ended_early: Option<String>,
     session: Option<u64>,
+}
+
+impl Report {
+    /// An empty report of `task`'s viewer.
+    fn new(task: &ViewerTask, codec: Option<String>, session: Option<u64>) -> Report {
+        Report {
+            id: task.id,
+            stream: task.stream,
+            slow: task.slow,
+            frames: 0,
+            repeats: 0,
+            bytes: 0,
+            patches: 0,
+            keyframes: 0,
+            keyframe_bytes: 0,
+            bitstream_errors: 0,
+            codec,
+            negative: 0,
+            hist: Histogram::default(),
+            ended_early: None,
+            session,
+        }
+    }
 }
 
 async fn client_main(args: ClientArgs) -> anyhow::Result<()> {
@@ -472,6 +497,9 @@ impl ViewerTask {
         mut window_rx: watch::Receiver<Option<(Instant, Instant)>>,
         mut stop_rx: watch::Receiver<bool>,
     ) {
+        if self.transport == Transport::Webrtc {
+            return self.run_rtc(ready, report, window_rx, stop_rx).await;
+        }
         let connected = tokio::time::timeout(Duration::from_secs(15), self.connect()).await;
         let (mut ws, config) = match connected {
             Ok(Ok(c)) => c,
@@ -489,23 +517,7 @@ impl ViewerTask {
         let _ = ready.send(Ok(())).await;
         drop(ready);
 
-        let mut rep = Some(Report {
-            id: self.id,
-            stream: self.stream,
-            slow: self.slow,
-            frames: 0,
-            repeats: 0,
-            bytes: 0,
-            patches: 0,
-            keyframes: 0,
-            keyframe_bytes: 0,
-            bitstream_errors: 0,
-            codec: config.codec,
-            negative: 0,
-            hist: Histogram::default(),
-            session: config.session,
-            ended_early: None,
-        });
+        let mut rep = Some(Report::new(&self, config.codec, config.session));
         // Video: whether a keyframe came yet (a decoder needs one first).
         let mut had_keyframe = false;
         // The timestamp of the last frame message, to tell repeats.
