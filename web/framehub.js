@@ -108,7 +108,9 @@ export async function supportedFormats(imageOnly) {
  * - `state`: `{state: 'connecting'|'open'|'closed'|'error', code?, reason?, willRetry?, delay?}`
  * - `stats`: `{source: 'server'|'client', ...ViewStats}` — on every server `stats`
  *   message and once per second
- * - `frame`: `{seq, width, height, still}` after each frame is drawn
+ * - `frame`: `{seq, width, height, still, timestampUs}` after each frame is
+ *   drawn; `timestampUs` is the picture's publish time, µs since the stream
+ *   began (over WebRTC from the RTP time: 90 kHz, modulo 2^32 ticks)
  * - `config`: the server's `config` message
  * - `control`: `{controller}`
  * - `quality`: the server's `set_quality` message
@@ -546,7 +548,13 @@ export class RemoteFramebufferView extends EventTarget {
     this._ack(entry.seq, true);
     this.dispatchEvent(
       new CustomEvent('frame', {
-        detail: { seq: entry.seq, width: this.display.frameWidth, height: this.display.frameHeight, still: frame.still },
+        detail: {
+          seq: entry.seq,
+          width: this.display.frameWidth,
+          height: this.display.frameHeight,
+          still: frame.still,
+          timestampUs: ts,
+        },
       }),
     );
   }
@@ -682,7 +690,10 @@ export class RemoteFramebufferView extends EventTarget {
     this._streamWidth = w;
     this._streamHeight = h;
     this._lastFrame = { width: w, height: h };
-    this.dispatchEvent(new CustomEvent('frame', { detail: { seq: this._lastSeq, width: w, height: h, still: false } }));
+    const timestampUs = meta && typeof meta.rtpTimestamp === 'number' ? Math.round((meta.rtpTimestamp * 100) / 9) : null;
+    this.dispatchEvent(
+      new CustomEvent('frame', { detail: { seq: this._lastSeq, width: w, height: h, still: false, timestampUs } }),
+    );
   }
 
   /** @private */

@@ -117,6 +117,14 @@ export class RtcTransport {
     this._dc = dc;
     pc.ontrack = (ev) => {
       if (gen !== this._gen) return;
+      // A live framebuffer, not a call: ask the jitter buffer to hold as
+      // little as it can (W3C webrtc-extensions `jitterBufferTarget`, ms;
+      // browsers without it ignore the property).
+      try {
+        /** @type {any} */ (ev.receiver).jitterBufferTarget = 0;
+      } catch (_) {
+        /* not supported */
+      }
       this._hooks.track?.(ev.streams && ev.streams[0] ? ev.streams[0] : new MediaStream([ev.track]));
     };
     pc.onconnectionstatechange = () => {

@@ -185,3 +185,137 @@ async fn auto_falls_back_to_the_websocket_when_udp_is_unreachable() {
     wait_quadrants(&b, 2).await;
     publisher.abort();
 }
+
+/// Publish-to-display latency in Chromium, WebCodecs over the WebSocket and
+/// WebRTC side by side on one hub and one 1280×720 H.264 stream at 30 fps
+/// (`docs/benchmarks.md`, "WebRTC"). Run by hand (release recommended):
+/// `cargo test --workspace --test browser -- --ignored --nocapture latency`.
+///
+/// Each drawn frame's `timestampUs` (the view's `frame` event: from the
+/// envelope over the WebSocket, from the RTP time over WebRTC, which the
+/// browser reports with `requestVideoFrameCallback`) plus the stream's
+/// creation on the wall clock is its publish time; the page's wall clock at
+/// the draw (`performance.timeOrigin + performance.now()`, one machine, one
+/// clock) minus that is the latency. The creation is read right after
+/// `add_stream` returns, so latencies are understated by at most that read's
+/// lateness (well under 1 ms).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run by hand with --ignored"]
+async fn latency_webrtc_beside_webcodecs() {
+    const W: u32 = 1280;
+    const H: u32 = 720;
+    let secs: u64 = std::env::var("FRAMEHUB_LATENCY_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let server = Server::builder()
+        .config(ServerConfig::default())
+        .bind("127.0.0.1:0")
+        .await
+        .expect("hub");
+    let addr = server.local_addr().expect("bound");
+    let stream = server
+        .add_stream("lat", W, H, StreamConfig::default().h264(true))
+        .expect("stream");
+    let created_unix_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_micros() as u64;
+    // Quadrants with a gradient and fine noise: detail the encoder spends its bit rate on.
+    let pictures: Vec<Vec<u8>> = (0..8u8)
+        .map(|n| {
+            let mut x = u32::from(n).wrapping_mul(2_654_435_761) | 1;
+            pattern(W, H, n)
+                .chunks(4)
+                .enumerate()
+                .flat_map(|(i, p)| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    let d = (i as u32 % W * 64 / W) as u8 + (x % 24) as u8;
+                    [
+                        p[0].saturating_sub(d),
+                        p[1].saturating_sub(d),
+                        p[2].saturating_sub(d),
+                        255,
+                    ]
+                })
+                .collect()
+        })
+        .collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = {
+        let stream = stream.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            for i in 0u32.. {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                let due = start + Duration::from_secs_f64(f64::from(i) / 30.0);
+                std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+                let pic = pictures[i as usize % pictures.len()].clone();
+                if stream.publish(Frame::rgba(W, H, pic)).is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let mut results = Vec::new();
+    for transport in ["websocket", "webrtc", "websocket", "webrtc"] {
+        let b = Browser::start(1300, 800).await;
+        b.client
+            .goto(&format!("http://{addr}/lat?transport={transport}"))
+            .await
+            .expect("page");
+        b.wait_for(
+            "window.framehubView && window.framehubStats && window.framehubStats.framesDrawn >= 30",
+            WAIT,
+            "frames drawn",
+        )
+        .await;
+        b.js(&format!(
+            "window.__lat = []; window.framehubView.addEventListener('frame', (e) => {{
+               const t = e.detail.timestampUs;
+               if (t !== null && t !== undefined && !e.detail.still)
+                 window.__lat.push((performance.timeOrigin + performance.now()) * 1000 - ({created_unix_us} + t));
+             }}); return true;"
+        ))
+        .await;
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        let v = b
+            .js("return {lat: window.__lat, transport: window.framehubView.getStats().transport};")
+            .await;
+        let mut lat: Vec<f64> = v["lat"]
+            .as_array()
+            .expect("latencies")
+            .iter()
+            .filter_map(|x| x.as_f64())
+            .map(|us| us / 1000.0)
+            .collect();
+        lat.sort_by(f64::total_cmp);
+        assert!(
+            lat.len() as u64 > secs * 20,
+            "{transport}: {} frames",
+            lat.len()
+        );
+        let q = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize];
+        let line = serde_json::json!({
+            "bench": "browser-latency",
+            "transport": v["transport"],
+            "size": [W, H],
+            "frames": lat.len(),
+            "fps": lat.len() as f64 / secs as f64,
+            "p50_ms": (q(0.5) * 100.0).round() / 100.0,
+            "p95_ms": (q(0.95) * 100.0).round() / 100.0,
+            "p99_ms": (q(0.99) * 100.0).round() / 100.0,
+        });
+        println!("{line}");
+        results.push(line);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = publisher.join();
+    drop(server);
+    assert_eq!(results.len(), 4);
+}
