@@ -56,8 +56,18 @@ pub struct ClientArgs {
     #[arg(long)]
     pub addr: String,
     /// The stream(s) to view, comma-separated; each gets `--viewers` viewers.
+    /// A name may be repeated with another `--stream-addr` (the same stream
+    /// on another hub).
     #[arg(long, value_delimiter = ',', default_value = "bench")]
     pub stream: Vec<String>,
+    /// The hub of each entry of `--stream`, comma-separated `HOST:PORT`
+    /// [default: `--addr` for all].
+    #[arg(long, value_delimiter = ',')]
+    pub stream_addr: Vec<String>,
+    /// Viewers of each entry of `--stream`, comma-separated [default:
+    /// `--viewers` for all].
+    #[arg(long, value_delimiter = ',')]
+    pub stream_viewers: Vec<usize>,
     /// What the viewers ask for in their `hello` (only that).
     #[arg(long, value_enum, default_value_t = Transport::Jpeg)]
     pub transport: Transport,
@@ -177,6 +187,10 @@ pub struct ClientResult {
     pub client_cpu_pct: f64,
     /// The CDF of `latency_fast`: `[latency ms, fraction ≤ it]` ([`Histogram::cdf`]).
     pub latency_cdf: Vec<[f64; 2]>,
+    /// Latency over every frame of the viewers that ack at once, per entry
+    /// of `--stream` (the same stream on several hubs: told apart).
+    #[serde(default)]
+    pub latency_by_stream: Vec<LatencySummary>,
 }
 
 /// Prints one protocol line to stdout and flushes it.
@@ -228,30 +242,46 @@ struct Report {
 }
 
 async fn client_main(args: ClientArgs) -> anyhow::Result<()> {
-    if args.viewers == 0 || args.slow > args.viewers {
-        bail!("need 1 or more viewers and at most that many slow ones");
-    }
     if args.stream.is_empty() || args.stream.len() != args.created_unix_us.len() {
         bail!("need one --created-unix-us per --stream");
+    }
+    if !args.stream_addr.is_empty() && args.stream_addr.len() != args.stream.len() {
+        bail!("need one --stream-addr per --stream");
+    }
+    if !args.stream_viewers.is_empty() && args.stream_viewers.len() != args.stream.len() {
+        bail!("need one --stream-viewers per --stream");
+    }
+    let counts: Vec<usize> = if args.stream_viewers.is_empty() {
+        vec![args.viewers; args.stream.len()]
+    } else {
+        args.stream_viewers.clone()
+    };
+    if counts.iter().any(|&c| c == 0 || args.slow > c) {
+        bail!("need 1 or more viewers per stream and at most that many slow ones");
     }
     if !(args.duration > 0.0 && args.warmup >= 0.0) {
         bail!("duration must be > 0 and warmup >= 0");
     }
-    let per_stream = args.viewers;
-    let n = per_stream * args.stream.len();
+    // (stream entry, index among its viewers) of each viewer, in id order.
+    let placed: Vec<(usize, usize)> = counts
+        .iter()
+        .enumerate()
+        .flat_map(|(stream, &c)| (0..c).map(move |k| (stream, k)))
+        .collect();
+    let n = placed.len();
     let (ready_tx, mut ready_rx) = mpsc::channel::<Result<(), String>>(n);
     let (report_tx, mut report_rx) = mpsc::channel::<Report>(n);
     let (window_tx, window_rx) = watch::channel::<Option<(Instant, Instant)>>(None);
     let (stop_tx, stop_rx) = watch::channel(false);
     let connect_start = Instant::now();
     let mut tasks = Vec::with_capacity(n);
-    for id in 0..n {
-        let (stream, k) = (id / per_stream, id % per_stream);
+    for (id, &(stream, k)) in placed.iter().enumerate() {
+        let addr = args.stream_addr.get(stream).unwrap_or(&args.addr);
         let v = ViewerTask {
             id,
             stream,
-            url: format!("ws://{}/{}", args.addr, args.stream[stream]),
-            slow: k >= per_stream - args.slow,
+            url: format!("ws://{addr}/{}", args.stream[stream]),
+            slow: k >= counts[stream] - args.slow,
             transport: args.transport,
             patch: args.patch,
             hidden: args.hidden,
@@ -308,11 +338,15 @@ async fn client_main(args: ClientArgs) -> anyhow::Result<()> {
     let window_s = (t1 - t0).as_secs_f64();
     let mut fast = Histogram::default();
     let mut slow = Histogram::default();
+    let mut by_stream = vec![Histogram::default(); args.stream.len()];
     let mut negative = 0;
     let viewers = reports
         .iter()
         .map(|r| {
             if r.slow { &mut slow } else { &mut fast }.merge(&r.hist);
+            if let (false, Some(h)) = (r.slow, by_stream.get_mut(r.stream)) {
+                h.merge(&r.hist);
+            }
             negative += r.negative;
             ViewerResult {
                 id: r.id,
@@ -338,6 +372,7 @@ async fn client_main(args: ClientArgs) -> anyhow::Result<()> {
         viewers,
         latency_fast: fast.summary(),
         latency_cdf: fast.cdf(),
+        latency_by_stream: by_stream.iter().map(Histogram::summary).collect(),
         latency_slow: slow.summary(),
         negative_latency_samples: negative,
         client_cpu_pct: (cpu1 - cpu0) / window_s * 100.0,
