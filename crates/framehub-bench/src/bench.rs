@@ -1798,6 +1798,15 @@ fn nats_figures(
         .max_by(|x, y| x.p50_ms.total_cmp(&y.p50_ms))
         .cloned()
         .unwrap_or_default();
+    // The same for the first viewer of each edge to get each picture.
+    let first = &result.latency_first_by_stream;
+    let latency_origin_first = first.first().cloned().unwrap_or_default();
+    let latency_edge_first = first
+        .iter()
+        .skip(1)
+        .max_by(|x, y| x.p50_ms.total_cmp(&y.p50_ms))
+        .cloned()
+        .unwrap_or_default();
     // The origin: its runtime's threads and the encode threads (schedstat:
     // ns, not 10 ms ticks).
     let origin_rt = thread_delta(a, b, nats::ORIGIN_THREADS, |t| t.run_s);
@@ -1817,6 +1826,9 @@ fn nats_figures(
         added_p95_ms: latency_edge.p95_ms - latency_origin.p95_ms,
         latency_origin,
         latency_edge,
+        added_first_p50_ms: latency_edge_first.p50_ms - latency_origin_first.p50_ms,
+        added_first_p95_ms: latency_edge_first.p95_ms - latency_origin_first.p95_ms,
+        latency_edge_first,
         origin_cpu_pct: cpu_pct(origin_rt + encode),
         origin_encode_pct: cpu_pct(encode),
         edges_cpu_pct: cpu_pct(all - origin_rt - encode - publisher).max(0.0),
@@ -1867,6 +1879,7 @@ async fn drive_client(
         .args(["--transport", &sc.transport.to_string()])
         .args(sc.patch.then_some("--patch"))
         .args(sc.hidden.then_some("--hidden"))
+        .args(sc.nats.then_some("--first-latency"))
         .args(["--viewers", &sc.viewers.to_string()])
         .args(["--slow", &sc.slow_viewers.to_string()])
         .args(["--ack-delay-ms", &sc.ack_delay_ms.to_string()])
@@ -2488,13 +2501,15 @@ fn nats_checks(
     out.push(Check {
         target: "publish-to-receive latency added by NATS (edge viewer − origin viewer): p50 ≤ 2 ms".into(),
         measured: format!(
-            "p50 +{:.2} ms ({:.2} vs {:.2}), p95 +{:.2} ms ({:.2} vs {:.2}); {} units dropped by the edges",
+            "p50 +{:.2} ms ({:.2} vs {:.2}), p95 +{:.2} ms ({:.2} vs {:.2}); the first viewer of an edge to get each picture: p50 +{:.2}, p95 +{:.2} ms; {} units dropped by the edges",
             n.added_p50_ms,
             n.latency_edge.p50_ms,
             n.latency_origin.p50_ms,
             n.added_p95_ms,
             n.latency_edge.p95_ms,
             n.latency_origin.p95_ms,
+            n.added_first_p50_ms,
+            n.added_first_p95_ms,
             n.edge_dropped
         ),
         pass: judge(n.latency_edge.samples > 0 && n.added_p50_ms <= 2.0),

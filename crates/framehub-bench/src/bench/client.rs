@@ -104,6 +104,11 @@ pub struct ClientArgs {
     /// comma-separated in the order of `--stream`.
     #[arg(long, value_delimiter = ',', required = true)]
     pub created_unix_us: Vec<u64>,
+    /// Also measure, per entry of `--stream`, the latency of the first
+    /// viewer to receive each picture (each viewer keeps every sample of
+    /// the window: 16 bytes a frame).
+    #[arg(long)]
+    pub first_latency: bool,
 }
 
 /// One line of the client's stdout.
@@ -191,6 +196,11 @@ pub struct ClientResult {
     /// of `--stream` (the same stream on several hubs: told apart).
     #[serde(default)]
     pub latency_by_stream: Vec<LatencySummary>,
+    /// With `--first-latency`: per entry of `--stream`, the latency of each
+    /// picture to the first of the entry's (fast) viewers that received
+    /// it: the hub's own delay without the wait behind its other viewers.
+    #[serde(default)]
+    pub latency_first_by_stream: Vec<LatencySummary>,
 }
 
 /// Prints one protocol line to stdout and flushes it.
@@ -237,6 +247,8 @@ struct Report {
     codec: Option<String>,
     negative: u64,
     hist: Histogram,
+    /// With `--first-latency`: (timestamp_us, latency µs) of each new picture in the window.
+    samples: Vec<(u64, u64)>,
     ended_early: Option<String>,
     session: Option<u64>,
 }
@@ -288,6 +300,7 @@ async fn client_main(args: ClientArgs) -> anyhow::Result<()> {
             ack_delay: Duration::from_millis(args.ack_delay_ms),
             link_bps: (args.slow_kbps > 0).then_some(args.slow_kbps as f64 * 1000.0),
             created_unix_us: args.created_unix_us[stream],
+            keep_samples: args.first_latency,
         };
         tasks.push(tokio::spawn(v.run(
             ready_tx.clone(),
@@ -373,6 +386,11 @@ async fn client_main(args: ClientArgs) -> anyhow::Result<()> {
         latency_fast: fast.summary(),
         latency_cdf: fast.cdf(),
         latency_by_stream: by_stream.iter().map(Histogram::summary).collect(),
+        latency_first_by_stream: if args.first_latency {
+            first_latency(&reports, args.stream.len())
+        } else {
+            Vec::new()
+        },
         latency_slow: slow.summary(),
         negative_latency_samples: negative,
         client_cpu_pct: (cpu1 - cpu0) / window_s * 100.0,
@@ -400,6 +418,30 @@ async fn client_main(args: ClientArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Per entry of `--stream`: the latency of each picture to the first of the
+/// entry's fast viewers that received it.
+fn first_latency(reports: &[Report], entries: usize) -> Vec<LatencySummary> {
+    let mut firsts: Vec<std::collections::HashMap<u64, u64>> = vec![Default::default(); entries];
+    for r in reports.iter().filter(|r| !r.slow) {
+        if let Some(map) = firsts.get_mut(r.stream) {
+            for &(ts, us) in &r.samples {
+                let e = map.entry(ts).or_insert(us);
+                *e = (*e).min(us);
+            }
+        }
+    }
+    firsts
+        .iter()
+        .map(|m| {
+            let mut h = Histogram::default();
+            for &us in m.values() {
+                h.record(us);
+            }
+            h.summary()
+        })
+        .collect()
+}
+
 /// One viewer: connection settings and what it measures.
 struct ViewerTask {
     id: usize,
@@ -413,6 +455,8 @@ struct ViewerTask {
     /// Slow viewers' link bandwidth, bit/s (None: no limit).
     link_bps: Option<f64>,
     created_unix_us: u64,
+    /// Keep every latency sample of the window ([`Report::samples`]).
+    keep_samples: bool,
 }
 
 /// What the hub's `config` told a viewer.
@@ -538,6 +582,7 @@ impl ViewerTask {
             codec: config.codec,
             negative: 0,
             hist: Histogram::default(),
+            samples: Vec::new(),
             session: config.session,
             ended_early: None,
         });
@@ -640,6 +685,9 @@ impl ViewerTask {
                                         r.negative += 1;
                                     }
                                     r.hist.record(at_unix.saturating_sub(published));
+                                    if self.keep_samples {
+                                        r.samples.push((ts, at_unix.saturating_sub(published)));
+                                    }
                                 }
                             }
                         }

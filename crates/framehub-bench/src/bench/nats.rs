@@ -289,6 +289,16 @@ pub(crate) struct NatsFigures {
     /// What NATS adds: the edges' p50 (p95) less the origin's, ms.
     pub added_p50_ms: f64,
     pub added_p95_ms: f64,
+    /// The latency of each picture to the first viewer of an edge that got
+    /// it (the edge whose median is the higher): NATS's hop and the edge's
+    /// own delay, without the wait behind the edge's other viewers.
+    #[serde(default)]
+    pub latency_edge_first: LatencySummary,
+    /// Its p50 (p95) less the origin viewer's, ms.
+    #[serde(default)]
+    pub added_first_p50_ms: f64,
+    #[serde(default)]
+    pub added_first_p95_ms: f64,
     /// The origin hub's CPU over the window, % of one core: its runtime's
     /// threads and the encode threads (schedstat, ns precision), without
     /// the bench's publisher thread.
