@@ -1161,6 +1161,7 @@ impl Hubs {
         }
     }
 
+    /// The NATS rig, if that is what runs.
     fn rig(&self) -> Option<&nats::Rig> {
         match self {
             Hubs::One(_) => None,
@@ -1168,6 +1169,7 @@ impl Hubs {
         }
     }
 
+    /// Closes every hub.
     async fn close(&self) {
         match self {
             Hubs::One(s) => s.close().await,
@@ -1505,9 +1507,7 @@ async fn run_scenario(
         };
         let base = epochs.first().map_or(0, |e| e.base_unix_us);
         load.names = vec![STREAM_NAME.to_string(); 1 + edges.len()];
-        load.addrs = std::iter::once(Ok(addr))
-            .chain(rig.edge_addrs()?.into_iter().map(Ok))
-            .collect::<anyhow::Result<_>>()?;
+        load.addrs = std::iter::once(addr).chain(rig.edge_addrs()?).collect();
         load.viewers = std::iter::once(NATS_ORIGIN_VIEWERS)
             .chain(edges.iter().map(|_| sc.viewers))
             .collect();
