@@ -57,7 +57,11 @@ export async function supportedFormats(imageOnly) {
 
 /**
  * @typedef {Object} ViewOptions
- * @property {string} [url] WebSocket URL; default: this page's own stream (`ws(s)://host/<stream from path>`)
+ * @property {string|string[]} [url] WebSocket URL; default: this page's own stream (`ws(s)://host/<stream from path>`).
+ *   A list (or `urls`): the same stream on several hubs (hubs joined over NATS); the view connects
+ *   to the first, and each reconnect goes to the next one in turn (an edge hub that dies moves its
+ *   viewers to the others). WebRTC uses the first only.
+ * @property {string[]} [urls] the same as a list in `url` (takes precedence)
  * @property {string} [token] credential sent in `hello.token`
  * @property {'contain'|'cover'|'fill'} [fit] letterboxing, default `contain`
  * @property {boolean} [autoResize] send `set_viewport` when the view changes size (default true)
@@ -98,7 +102,7 @@ export async function supportedFormats(imageOnly) {
  * @property {number} maxInflight
  * @property {Object|null} quality last `set_quality` message
  * @property {Object|null} server last server `stats` message
- * @property {string} url
+ * @property {string} url the hub URL of the current (or next) connection
  */
 
 /**
@@ -123,9 +127,13 @@ export class RemoteFramebufferView extends EventTarget {
   constructor(target, options = {}) {
     super();
     if (!target) throw new TypeError('RemoteFramebufferView: an element or canvas is required');
-    /** @type {Required<Omit<ViewOptions, 'token'>> & {token: string|null}} */
+    const given = options.urls ?? options.url;
+    const urls = (Array.isArray(given) ? given : [given]).filter((u) => typeof u === 'string' && u.length > 0);
+    if (urls.length === 0) urls.push(streamUrl(streamNameFromLocation(location)));
+    /** @type {Required<Omit<ViewOptions, 'token'|'url'>> & {token: string|null, url: string}} */
     this.options = {
-      url: options.url || streamUrl(streamNameFromLocation(location)),
+      url: urls[0],
+      urls,
       token: options.token ?? null,
       fit: FITS.includes(/** @type {string} */ (options.fit)) ? /** @type {any} */ (options.fit) : 'contain',
       autoResize: options.autoResize !== false,
@@ -293,7 +301,7 @@ export class RemoteFramebufferView extends EventTarget {
       maxInflight: this.options.maxInflight,
       quality: this._quality,
       server: this._serverStats,
-      url: this.options.url,
+      url: this._transport.url,
     };
   }
 
@@ -368,7 +376,7 @@ export class RemoteFramebufferView extends EventTarget {
   /** @private */
   _onConnecting() {
     this._connId++;
-    this._setState('connecting', { url: this.options.url });
+    this._setState('connecting', { url: this._transport ? this._transport.url : this.options.url });
   }
 
   /** @private Socket open: hello, then the viewport (protocol §2). */
@@ -626,7 +634,7 @@ export class RemoteFramebufferView extends EventTarget {
         connectTimeoutMs: this.options.connectTimeoutMs,
       });
     }
-    return new Transport(this.options.url, hooks, { reconnect: this.options.reconnect });
+    return new Transport(this.options.urls, hooks, { reconnect: this.options.reconnect });
   }
 
   /**

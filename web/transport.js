@@ -3,13 +3,15 @@
  * binary envelope split into header and payload, text messages parsed as
  * JSON, and reconnection with exponential backoff (0.25 s doubling to 10 s,
  * ±30 % jitter) after any close except the terminal codes 1003, 4401, 4404,
- * 4410 (stream ended).
+ * 4410 (stream ended). Given several hub URLs (hubs serving the same
+ * stream), each reconnect goes to the next one (`HubUrls`), and the backoff
+ * grows per round through the list.
  *
  * @module transport
  */
 
 import { parseEnvelope } from './envelope.js';
-import { backoffDelay, TERMINAL_CLOSE_CODES } from './util.js';
+import { backoffDelay, HubUrls, TERMINAL_CLOSE_CODES } from './util.js';
 
 /**
  * @typedef {Object} TransportHooks
@@ -24,12 +26,12 @@ import { backoffDelay, TERMINAL_CLOSE_CODES } from './util.js';
 
 export class Transport {
   /**
-   * @param {string} url `ws(s)://host/<stream>`
+   * @param {string|string[]} url `ws(s)://host/<stream>`, or several (the same stream on several hubs, tried in turn)
    * @param {TransportHooks} hooks
-   * @param {{reconnect?: boolean}} [options]
+   * @param {{reconnect?: boolean, start?: number}} [options] `start`: index of the first URL to try
    */
   constructor(url, hooks, options = {}) {
-    this.url = url;
+    this.hubs = new HubUrls(url, options.start ?? 0);
     this._hooks = hooks;
     this._reconnect = options.reconnect !== false;
     /** @type {WebSocket|null} */
@@ -42,6 +44,11 @@ export class Transport {
     this._opened = 0;
     /** Absolute time (ms, `Date.now()`) of the next attempt, 0 if none is scheduled. */
     this.retryAt = 0;
+  }
+
+  /** The URL of the current (or next) connection. */
+  get url() {
+    return this.hubs.current;
   }
 
   /** Whether the socket is open. */
@@ -172,7 +179,9 @@ export class Transport {
   /** @private */
   _closed(code, reason, wasClean) {
     const willRetry = this._reconnect && !this._disposed && !TERMINAL_CLOSE_CODES.has(code);
-    const delay = willRetry ? backoffDelay(this._attempt++) : 0;
+    // The next attempt goes to the next hub; the delay grows per round through the list.
+    if (willRetry) this.hubs.advance();
+    const delay = willRetry ? backoffDelay(this.hubs.round(this._attempt++)) : 0;
     this.retryAt = willRetry ? Date.now() + delay : 0;
     this._hooks.close?.({ code, reason, wasClean, willRetry, delay });
     if (willRetry) this._timer = setTimeout(() => this.connect(), delay);

@@ -42,6 +42,60 @@ export function backoffDelay(attempt, random = Math.random) {
 }
 
 /**
+ * The hub URLs a view may connect to, tried in turn: a stream that several
+ * hubs serve (hubs joined over NATS, README "More than one hub") stays on
+ * screen when one of them goes away. A connection that closes (or never
+ * opens) moves to the next URL in the list; the reconnect backoff grows
+ * per full round through the list, so the first retry after a hub dies
+ * goes to the next hub after the shortest delay.
+ */
+export class HubUrls {
+  /**
+   * @param {string|string[]} urls one URL or a list (empty entries and repeats are dropped)
+   * @param {number} [start] index of the first URL to use (wraps; e.g. random, to spread viewers)
+   */
+  constructor(urls, start = 0) {
+    const list = (Array.isArray(urls) ? urls : [urls]).filter((u) => typeof u === 'string' && u.length > 0);
+    /** @type {string[]} */
+    this.urls = [...new Set(list)];
+    if (this.urls.length === 0) throw new TypeError('HubUrls: at least one URL is required');
+    const n = this.urls.length;
+    this._index = ((Math.trunc(Number(start)) % n) + n) % n || 0;
+  }
+
+  /** The URL to connect to now. */
+  get current() {
+    return this.urls[this._index];
+  }
+
+  /** Index of `current` in `urls`. */
+  get index() {
+    return this._index;
+  }
+
+  /**
+   * Moves on to the next URL (wrapping around) and returns it.
+   *
+   * @returns {string}
+   */
+  advance() {
+    this._index = (this._index + 1) % this.urls.length;
+    return this.current;
+  }
+
+  /**
+   * The backoff step of a retry: consecutive failed attempts counted in
+   * whole rounds through the list (attempts 0 … n−1 are round 0).
+   *
+   * @param {number} attempt failed attempts so far (0-based)
+   * @returns {number}
+   */
+  round(attempt) {
+    return Math.floor(Math.max(0, attempt) / this.urls.length);
+  }
+}
+
+/**
  * The hub's base path, ending in `/`: where the hub's routes start. The
  * client's files are served at `<base>_/`, so it is read from this module's
  * own URL; a hub nested in a larger app (`Router::nest("/fh", ...)`) gets

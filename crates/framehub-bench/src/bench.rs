@@ -21,6 +21,7 @@
 mod client;
 pub(crate) mod epoch;
 pub(crate) mod hist;
+mod nats;
 pub(crate) mod picture;
 mod plot;
 pub(crate) mod procfs;
@@ -216,6 +217,12 @@ pub enum ScenarioId {
     /// … 50 peers; each also runs over `--transport h264` (WebSocket
     /// viewers of the same chain) for the CPU per viewer-frame side by side.
     Rtc50,
+    /// Hubs over NATS: one 1280×720 JPEG stream at 30 fps published into an
+    /// origin hub, 1 viewer on the origin and 1 on each of 2 edge hubs …
+    Nats1,
+    /// … and 250 on each edge: the origin's CPU compared with the first,
+    /// the edges' latency with the origin's viewer.
+    Nats250,
 }
 
 /// Every scenario with its name on the command line and in the results, in run order.
@@ -259,6 +266,8 @@ const SCENARIOS: &[(ScenarioId, &str)] = &[
     (ScenarioId::Rtc1, "rtc-1"),
     (ScenarioId::Rtc10, "rtc-10"),
     (ScenarioId::Rtc50, "rtc-50"),
+    (ScenarioId::Nats1, "nats-1"),
+    (ScenarioId::Nats250, "nats-250"),
 ];
 
 /// Names that stand for several scenarios in `--scenarios`.
@@ -279,9 +288,10 @@ const GROUPS: &[(&str, &str)] = &[
     ("hidden", "visible-10, hidden-10"),
     ("remote", "local-10, remote-10"),
     ("webrtc", "rtc-1, rtc-10, rtc-50"),
+    ("nats", "nats-1, nats-250"),
     (
         "sweeps",
-        "resolution, fanout, streams, static, slowlink, patch, hidden, remote, webrtc",
+        "resolution, fanout, streams, static, slowlink, patch, hidden, remote, webrtc, nats",
     ),
     ("all", "core and sweeps"),
 ];
@@ -326,6 +336,7 @@ fn parse_selection(name: &str) -> Result<Vec<ScenarioId>, String> {
         "hidden" => vec![ScenarioId::Visible10, ScenarioId::Hidden10],
         "remote" => vec![ScenarioId::Local10, ScenarioId::Remote10],
         "webrtc" => prefix("rtc-"),
+        "nats" => prefix("nats-"),
         "sweeps" => sweeps,
         "all" => SCENARIOS.iter().map(|(id, _)| *id).collect(),
         n => match SCENARIOS.iter().find(|(_, name)| *name == n) {
@@ -369,7 +380,7 @@ impl ScenarioId {
         let name = self.name();
         [
             "res", "fanout", "streams", "static", "slowlink", "patch", "full", "visible", "hidden",
-            "thinlink", "adaptive", "local", "remote", "rtc",
+            "thinlink", "adaptive", "local", "remote", "rtc", "nats",
         ]
         .into_iter()
         .find(|p| name.strip_prefix(p).is_some_and(|r| r.starts_with('-')))
@@ -488,7 +499,14 @@ struct Scenario {
     /// The stream is published through a remote publisher's feed
     /// (`RemoteStream` in this process, over loopback) instead of in the hub.
     remote: bool,
+    /// Hubs over NATS: the stream is published into an origin hub and
+    /// viewed on [`nats::EDGES`] edge hubs, `viewers` on each, plus
+    /// [`NATS_ORIGIN_VIEWERS`] on the origin (`bench/nats.rs`).
+    nats: bool,
 }
+
+/// Viewers on the origin hub in the `nats-*` scenarios: the latency reference.
+const NATS_ORIGIN_VIEWERS: usize = 1;
 
 impl Scenario {
     fn new(id: ScenarioId, quick: bool) -> Scenario {
@@ -515,6 +533,7 @@ impl Scenario {
             picture: None,
             transport: id.own_transport(),
             remote: false,
+            nats: false,
         };
         let ten = if quick { 4 } else { 10 };
         let at_30 = |title: &'static str, viewers: usize| Scenario {
@@ -633,6 +652,17 @@ impl Scenario {
                     ten,
                 )
             },
+            ScenarioId::Nats1 => Scenario {
+                nats: true,
+                ..at_30("hubs over NATS: 1 viewer on the origin, 1 per edge", 1)
+            },
+            ScenarioId::Nats250 => Scenario {
+                nats: true,
+                ..at_30(
+                    "hubs over NATS: 1 viewer on the origin, 250 per edge",
+                    if quick { 10 } else { 250 },
+                )
+            },
         }
     }
 
@@ -644,9 +674,13 @@ impl Scenario {
         }
     }
 
-    /// Every viewer of every stream.
+    /// Every viewer of every stream (on every hub).
     fn total_viewers(&self) -> usize {
-        self.streams * self.viewers
+        if self.nats {
+            nats::EDGES * self.viewers + NATS_ORIGIN_VIEWERS
+        } else {
+            self.streams * self.viewers
+        }
     }
 
     /// Stream names: `bench` for one stream, `bench-0` … otherwise.
@@ -847,6 +881,9 @@ struct ScenarioReport {
     /// The latency CDF of the viewers that ack at once: `[latency ms,
     /// fraction of samples ≤ it]` at fixed fractions (for the plots).
     latency_cdf: Vec<[f64; 2]>,
+    /// The `nats-*` scenarios' own figures (edges, origin, NATS server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nats: Option<nats::NatsFigures>,
 }
 
 /// How the hub's CPU grows with viewers: a least-squares line through the
@@ -914,6 +951,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         procfs::clock_ticks_per_second(),
     );
     let mut reports: Vec<ScenarioReport> = Vec::new();
+    let nats_server = nats::nats_server_path();
     for &pic in &args.picture {
         for &id in &scenarios {
             let own = [id.own_transport()];
@@ -932,6 +970,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                     continue;
                 }
                 let pic = sc.picture.unwrap_or(pic);
+                if sc.nats && nats_server.is_none() {
+                    eprintln!(
+                        "── {id} [{pic}, {transport}]: skipped: nats-server is not on PATH (apt-get install nats-server) ──"
+                    );
+                    continue;
+                }
                 let streams = if sc.streams > 1 {
                     format!("{} streams × ", sc.streams)
                 } else {
@@ -944,9 +988,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                     sc.viewers,
                     sc.rate_label()
                 );
-                let mut report = run_scenario(&sc, pic, &args, duration, warmup)
-                    .await
-                    .with_context(|| format!("scenario {id} ({pic}, {transport})"))?;
+                let mut report =
+                    run_scenario(&sc, pic, &args, (duration, warmup), nats_server.as_deref())
+                        .await
+                        .with_context(|| format!("scenario {id} ({pic}, {transport})"))?;
                 report.date = date.clone();
                 report.machine = model.clone();
                 report.cpus = cpus;
@@ -954,6 +999,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                     report.hub_cpu_ratio_to_h = find(&reports, ScenarioId::H, pic, transport)
                         .filter(|h| h.hub_cpu_pct > 0.0)
                         .map(|h| report.hub_cpu_pct / h.hub_cpu_pct);
+                }
+                if id == ScenarioId::Nats250 {
+                    let one = find(&reports, ScenarioId::Nats1, pic, transport)
+                        .and_then(|r| r.nats.as_ref())
+                        .map(|n| n.origin_cpu_pct)
+                        .filter(|c| *c > 0.0);
+                    if let (Some(n), Some(one)) = (report.nats.as_mut(), one) {
+                        n.origin_cpu_ratio_to_nats_1 = Some(n.origin_cpu_pct / one);
+                    }
                 }
                 // The fan-out fit, once the last fanout-* scenario of this run is in.
                 let last_fanout = scenarios.iter().rev().find(|s| s.sweep() == Some("fanout"));
@@ -1003,19 +1057,27 @@ struct Snapshot {
     at: Instant,
     cpu_s: f64,
     threads: BTreeMap<u64, procfs::ThreadTimes>,
-    metrics: HashMap<u64, SessionMetrics>,
+    /// By (index of the stream in the scenario's list, session id): session
+    /// ids are unique per hub only.
+    metrics: HashMap<(usize, u64), SessionMetrics>,
     encodes: u64,
     published: u64,
     rss: u64,
     steal_s: f64,
+    /// The NATS server's CPU time, s (nats-* scenarios; else 0).
+    nats_cpu_s: f64,
+    /// The edges' NATS counters (nats-* scenarios; filled in by the caller).
+    edges: nats::EdgeCounters,
 }
 
 impl Snapshot {
-    /// Reads the process and every stream of the scenario (session ids are unique hub-wide).
+    /// Reads the process and every stream of the scenario; encodes are
+    /// counted on the first `encoding` streams.
     fn take(
-        streams: &[Stream],
+        (streams, encoding): (&[Stream], usize),
         publishers: &[Publisher],
         format: OutputFormat,
+        rig: Option<&nats::Rig>,
     ) -> anyhow::Result<Snapshot> {
         Ok(Snapshot {
             at: Instant::now(),
@@ -1023,16 +1085,24 @@ impl Snapshot {
             threads: procfs::thread_times()?,
             metrics: streams
                 .iter()
-                .flat_map(Stream::metrics)
-                .map(|m| (m.client_id, m))
+                .enumerate()
+                .flat_map(|(i, s)| s.metrics().into_iter().map(move |m| ((i, m.client_id), m)))
                 .collect(),
-            encodes: streams.iter().map(|s| s.encode_count(format)).sum(),
+            encodes: streams
+                .iter()
+                .take(encoding)
+                .map(|s| s.encode_count(format))
+                .sum(),
             published: publishers
                 .iter()
                 .map(|p| p.published.load(Ordering::Relaxed))
                 .sum(),
             rss: procfs::rss_bytes()?,
             steal_s: procfs::steal_s(),
+            nats_cpu_s: rig
+                .and_then(|r| procfs::pid_cpu_s(r.nats_pid()))
+                .unwrap_or(0.0),
+            edges: nats::EdgeCounters::default(),
         })
     }
 }
@@ -1074,6 +1144,74 @@ impl Drop for BackgroundRuntime {
             rt.shutdown_background();
         }
     }
+}
+
+/// The hubs of a scenario: one, or the NATS rig (origin and edges).
+enum Hubs {
+    One(Server),
+    Nats(nats::Rig),
+}
+
+impl Hubs {
+    /// The hub the publisher publishes into (the origin).
+    fn addr(&self) -> anyhow::Result<std::net::SocketAddr> {
+        match self {
+            Hubs::One(s) => s.local_addr().context("the hub has no address"),
+            Hubs::Nats(r) => r.origin_addr(),
+        }
+    }
+
+    /// The single hub, if that is what runs.
+    fn one(&self) -> Option<&Server> {
+        match self {
+            Hubs::One(s) => Some(s),
+            Hubs::Nats(_) => None,
+        }
+    }
+
+    /// Adds a stream to the hub (the origin).
+    fn add_stream(
+        &self,
+        name: &str,
+        (w, h): (u32, u32),
+        cfg: StreamConfig,
+    ) -> anyhow::Result<Stream> {
+        match self {
+            Hubs::One(s) => Ok(s.add_stream(name, w, h, cfg)?),
+            Hubs::Nats(r) => r.add_stream(name, (w, h), cfg),
+        }
+    }
+
+    /// The NATS rig, if that is what runs.
+    fn rig(&self) -> Option<&nats::Rig> {
+        match self {
+            Hubs::One(_) => None,
+            Hubs::Nats(r) => Some(r),
+        }
+    }
+
+    /// Closes every hub.
+    async fn close(&self) {
+        match self {
+            Hubs::One(s) => s.close().await,
+            Hubs::Nats(r) => r.close().await,
+        }
+    }
+}
+
+/// Where the load client's viewers go: one entry per (stream, hub).
+struct Load {
+    /// The stream of each entry.
+    names: Vec<String>,
+    /// The hub of each entry.
+    addrs: Vec<std::net::SocketAddr>,
+    /// Viewers of each entry.
+    viewers: Vec<usize>,
+    /// The wall-clock base of each entry's timestamps, µs since the Unix epoch.
+    created_unix_us: Vec<u64>,
+    /// How many of the scenario's streams (the first ones) count in the
+    /// encode count (the others are an origin's stream on edge hubs).
+    encoding_streams: usize,
 }
 
 /// The publisher thread and its controls.
@@ -1272,8 +1410,8 @@ async fn run_scenario(
     sc: &Scenario,
     pic: Picture,
     args: &BenchArgs,
-    duration: f64,
-    warmup: f64,
+    (duration, warmup): (f64, f64),
+    nats_exe: Option<&std::path::Path>,
 ) -> anyhow::Result<ScenarioReport> {
     // One set of pictures, shared by every stream's publisher.
     let pictures = Arc::new(picture::Frames::new(
@@ -1285,10 +1423,18 @@ async fn run_scenario(
     let peak_rss_reset = procfs::reset_peak_rss();
     let rss_before = procfs::rss_bytes()?;
 
-    let server = Server::bind("127.0.0.1:0")
-        .await
-        .context("starting the hub")?;
-    let addr = server.local_addr().context("the hub has no address")?;
+    // One hub, or a NATS server with an origin hub and edge hubs.
+    let server = if sc.nats {
+        let exe = nats_exe.context("nats-server is not on PATH")?;
+        Hubs::Nats(nats::Rig::start(exe).await?)
+    } else {
+        Hubs::One(
+            Server::bind("127.0.0.1:0")
+                .await
+                .context("starting the hub")?,
+        )
+    };
+    let addr = server.addr()?;
     // H.264 at the stream's defaults (4 Mbit/s, a keyframe every 2 s): what the
     // issue asks to measure. Image viewers of the same stream would get JPEG.
     let cfg = StreamConfig::default()
@@ -1341,11 +1487,12 @@ async fn run_scenario(
             let source = (*remote).clone();
             remotes.push(remote);
             let hub_side = server
-                .stream(name)
+                .one()
+                .and_then(|s| s.stream(name))
                 .context("the claimed stream is on the hub")?;
             (hub_side, source)
         } else {
-            let stream = server.add_stream(name, sc.width, sc.height, cfg.clone())?;
+            let stream = server.add_stream(name, (sc.width, sc.height), cfg.clone())?;
             (stream.clone(), stream)
         };
         let around = Epoch::around_add_stream(before_unix_us, client::now_unix_us());
@@ -1360,6 +1507,33 @@ async fn run_scenario(
         streams.push(stream);
         sources.push(source);
         epochs.push(epoch);
+    }
+    // Where the load client's viewers go: each stream on the hub, or (NATS)
+    // the stream on the origin and on each edge, all timed from the origin's
+    // clock (an edge's first claim keeps the origin's timestamps).
+    let mut load = Load {
+        names: names.clone(),
+        addrs: vec![addr; names.len()],
+        viewers: vec![sc.viewers; names.len()],
+        created_unix_us: epochs.iter().map(|e| e.base_unix_us).collect(),
+        encoding_streams: streams.len(),
+    };
+    if let Hubs::Nats(rig) = &server {
+        let edges = match rig.edge_streams(STREAM_NAME).await {
+            Ok(e) => e,
+            Err(e) => {
+                server.close().await;
+                return Err(e);
+            }
+        };
+        let base = epochs.first().map_or(0, |e| e.base_unix_us);
+        load.names = vec![STREAM_NAME.to_string(); 1 + edges.len()];
+        load.addrs = std::iter::once(addr).chain(rig.edge_addrs()?).collect();
+        load.viewers = std::iter::once(NATS_ORIGIN_VIEWERS)
+            .chain(edges.iter().map(|_| sc.viewers))
+            .collect();
+        load.created_unix_us = vec![base; 1 + edges.len()];
+        streams.extend(edges);
     }
 
     let pace = Pace {
@@ -1386,12 +1560,8 @@ async fn run_scenario(
             }
         }
     }
-    let timing = Timing {
-        created_unix_us: epochs.iter().map(|e| e.base_unix_us).collect(),
-        duration,
-        warmup,
-    };
-    let outcome = drive_client(sc, &streams, &publishers, addr, timing).await;
+    let timing = Timing { duration, warmup };
+    let outcome = drive_client(sc, &streams, &publishers, &load, &server, timing).await;
     let peak_rss = procfs::peak_rss_bytes()?;
     let mut published = Ok(());
     for p in publishers {
@@ -1417,11 +1587,11 @@ async fn run_scenario(
     let enc_wait = thread_delta(&a, &b, "framehub-enc", |t| t.wait_s);
     let pub_cpu = thread_delta(&a, &b, "bench-publisher", |t| t.cpu_s);
     let encodes = b.encodes.saturating_sub(a.encodes);
-    let slow_sessions: Vec<u64> = result
+    let slow_sessions: Vec<(usize, u64)> = result
         .viewers
         .iter()
         .filter(|v| v.slow)
-        .filter_map(|v| v.session)
+        .filter_map(|v| Some((v.stream, v.session?)))
         .collect();
     let (mut drops, mut drops_slow, mut sent) = (0, 0, 0);
     for (id, m) in &b.metrics {
@@ -1613,14 +1783,87 @@ async fn run_scenario(
         fanout_fit: None,
         checks: Vec::new(),
         latency_cdf: result.latency_cdf.clone(),
+        nats: sc.nats.then(|| nats_figures(sc, &result, &a, &b, window_s)),
     })
+}
+
+/// The `nats-*` figures: the load client's entry 0 is the origin, the
+/// others the edges (`Load` of `run_scenario`).
+fn nats_figures(
+    sc: &Scenario,
+    result: &ClientResult,
+    a: &Snapshot,
+    b: &Snapshot,
+    window_s: f64,
+) -> nats::NatsFigures {
+    let cpu_pct = |s: f64| s / window_s * 100.0;
+    let fps = |edge: bool| {
+        let mut v: Vec<f64> = result
+            .viewers
+            .iter()
+            .filter(|v| !v.slow && (v.stream > 0) == edge)
+            .map(|v| v.fps)
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let (edge_fps, origin_fps) = (fps(true), fps(false));
+    // The edges' viewers: the quantiles of the edge whose median is the
+    // higher (each edge's viewers get the same units; quantiles of two
+    // histograms do not merge, so the worse edge is the figure).
+    let by = &result.latency_by_stream;
+    let latency_origin = by.first().cloned().unwrap_or_default();
+    let latency_edge = by
+        .iter()
+        .skip(1)
+        .max_by(|x, y| x.p50_ms.total_cmp(&y.p50_ms))
+        .cloned()
+        .unwrap_or_default();
+    // The same for the first viewer of each edge to get each picture.
+    let first = &result.latency_first_by_stream;
+    let latency_origin_first = first.first().cloned().unwrap_or_default();
+    let latency_edge_first = first
+        .iter()
+        .skip(1)
+        .max_by(|x, y| x.p50_ms.total_cmp(&y.p50_ms))
+        .cloned()
+        .unwrap_or_default();
+    // The origin: its runtime's threads and the encode threads (schedstat:
+    // ns, not 10 ms ticks).
+    let origin_rt = thread_delta(a, b, nats::ORIGIN_THREADS, |t| t.run_s);
+    let encode = thread_delta(a, b, "framehub-enc", |t| t.run_s);
+    // Everything else of the process but the publisher: the edges (and the
+    // bench's own bookkeeping), from the same ns counters.
+    let all = thread_delta(a, b, "", |t| t.run_s);
+    let publisher = thread_delta(a, b, "bench-publisher", |t| t.run_s);
+    nats::NatsFigures {
+        origin_viewers: NATS_ORIGIN_VIEWERS,
+        viewers_per_edge: sc.viewers,
+        edge_fps_min: edge_fps.first().copied().unwrap_or(0.0),
+        edge_fps_p5: nats::quantile(&edge_fps, 0.05),
+        edge_fps_median: median(&edge_fps),
+        origin_fps_min: origin_fps.first().copied().unwrap_or(0.0),
+        added_p50_ms: latency_edge.p50_ms - latency_origin.p50_ms,
+        added_p95_ms: latency_edge.p95_ms - latency_origin.p95_ms,
+        latency_origin,
+        latency_edge,
+        added_first_p50_ms: latency_edge_first.p50_ms - latency_origin_first.p50_ms,
+        added_first_p95_ms: latency_edge_first.p95_ms - latency_origin_first.p95_ms,
+        latency_edge_first,
+        origin_cpu_pct: cpu_pct(origin_rt + encode),
+        origin_encode_pct: cpu_pct(encode),
+        edges_cpu_pct: cpu_pct(all - origin_rt - encode - publisher).max(0.0),
+        nats_server_cpu_pct: cpu_pct(b.nats_cpu_s - a.nats_cpu_s),
+        origin_cpu_ratio_to_nats_1: None,
+        edge_units_in: b.edges.units_in.saturating_sub(a.edges.units_in),
+        edge_bytes_in: b.edges.bytes_in.saturating_sub(a.edges.bytes_in),
+        edge_dropped: b.edges.dropped.saturating_sub(a.edges.dropped),
+    }
 }
 
 /// When the client measures, and the base of its latencies.
 #[derive(Debug, Clone)]
 struct Timing {
-    /// One per stream, in the order of `Scenario::stream_names`.
-    created_unix_us: Vec<u64>,
     duration: f64,
     warmup: f64,
 }
@@ -1632,23 +1875,32 @@ async fn drive_client(
     sc: &Scenario,
     streams: &[Stream],
     publishers: &[Publisher],
-    addr: std::net::SocketAddr,
+    load: &Load,
+    hubs: &Hubs,
     timing: Timing,
 ) -> anyhow::Result<(ClientResult, Snapshot, Snapshot, u64)> {
-    let Timing {
-        created_unix_us,
-        duration,
-        warmup,
-    } = timing;
+    let Timing { duration, warmup } = timing;
     let format = sc.transport.output();
+    let join = |v: &mut dyn Iterator<Item = String>| v.collect::<Vec<_>>().join(",");
+    let rig = hubs.rig();
+    let snapshot = || Snapshot::take((streams, load.encoding_streams), publishers, format, rig);
     let exe = std::env::current_exe().context("finding the framehub executable")?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("bench-client")
-        .args(["--addr", &addr.to_string()])
-        .args(["--stream", &sc.stream_names().join(",")])
+        .args(["--addr", &hubs.addr()?.to_string()])
+        .args(["--stream", &load.names.join(",")])
+        .args([
+            "--stream-addr",
+            &join(&mut load.addrs.iter().map(ToString::to_string)),
+        ])
+        .args([
+            "--stream-viewers",
+            &join(&mut load.viewers.iter().map(ToString::to_string)),
+        ])
         .args(["--transport", &sc.transport.to_string()])
         .args(sc.patch.then_some("--patch"))
         .args(sc.hidden.then_some("--hidden"))
+        .args(sc.nats.then_some("--first-latency"))
         .args(["--viewers", &sc.viewers.to_string()])
         .args(["--slow", &sc.slow_viewers.to_string()])
         .args(["--ack-delay-ms", &sc.ack_delay_ms.to_string()])
@@ -1657,11 +1909,7 @@ async fn drive_client(
         .args(["--warmup", &warmup.to_string()])
         .args([
             "--created-unix-us",
-            &created_unix_us
-                .iter()
-                .map(u64::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
+            &join(&mut load.created_unix_us.iter().map(ToString::to_string)),
         ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -1707,8 +1955,17 @@ async fn drive_client(
                             eprintln!("  warning: the hub counts {seen} viewer(s)");
                         }
                     }
-                    ClientLine::Start => start = Some(Snapshot::take(streams, publishers, format)?),
-                    ClientLine::End => end = Some(Snapshot::take(streams, publishers, format)?),
+                    ClientLine::Start | ClientLine::End => {
+                        let mut snap = snapshot()?;
+                        if let Some(rig) = rig {
+                            snap.edges = rig.edge_counters().await;
+                        }
+                        if matches!(msg, ClientLine::Start) {
+                            start = Some(snap);
+                        } else {
+                            end = Some(snap);
+                        }
+                    }
                     ClientLine::Result(r) => break r,
                     ClientLine::Error { message } => bail!("load client: {message}"),
                 }
@@ -2144,6 +2401,7 @@ fn checks(r: &ScenarioReport, earlier: &[ScenarioReport], quick: bool) -> Vec<Ch
                 }),
             });
         }
+        ScenarioId::Nats1 | ScenarioId::Nats250 => out.extend(nats_checks(r, earlier, judge)),
         ScenarioId::Hidden10 => {
             let visible_id = ScenarioId::Visible10;
             let visible = find(earlier, visible_id, r.picture, r.transport);
@@ -2265,6 +2523,73 @@ fn checks(r: &ScenarioReport, earlier: &[ScenarioReport], quick: bool) -> Vec<Ch
     out
 }
 
+/// The targets of issue 16 for the `nats-*` scenarios.
+fn nats_checks(
+    r: &ScenarioReport,
+    earlier: &[ScenarioReport],
+    judge: impl Fn(bool) -> Option<bool>,
+) -> Vec<Check> {
+    let Some(n) = &r.nats else {
+        return Vec::new();
+    };
+    let mut out = vec![Check {
+        target: format!(
+            "every viewer ≥ 29 frames/s ({} × {} on the edges, {} on the origin)",
+            nats::EDGES,
+            n.viewers_per_edge,
+            n.origin_viewers
+        ),
+        measured: format!(
+            "edges: min {:.1} / p5 {:.1} / median {:.1}; origin {:.1}",
+            n.edge_fps_min, n.edge_fps_p5, n.edge_fps_median, n.origin_fps_min
+        ),
+        pass: judge(n.edge_fps_min >= 29.0 && n.origin_fps_min >= 29.0),
+    }];
+    // Judged at both sizes: with 1 viewer per edge it is what NATS itself
+    // adds (one more hop, one more receive and check); with 250 it also
+    // holds each edge's fan-out to its viewers.
+    out.push(Check {
+        target: "publish-to-receive latency added by NATS (edge viewer − origin viewer): p50 ≤ 2 ms".into(),
+        measured: format!(
+            "p50 +{:.2} ms ({:.2} vs {:.2}), p95 +{:.2} ms ({:.2} vs {:.2}); the first viewer of an edge to get each picture: p50 +{:.2}, p95 +{:.2} ms; {} units dropped by the edges",
+            n.added_p50_ms,
+            n.latency_edge.p50_ms,
+            n.latency_origin.p50_ms,
+            n.added_p95_ms,
+            n.latency_edge.p95_ms,
+            n.latency_origin.p95_ms,
+            n.added_first_p50_ms,
+            n.added_first_p95_ms,
+            n.edge_dropped
+        ),
+        pass: judge(n.latency_edge.samples > 0 && n.added_p50_ms <= 2.0),
+    });
+    if r.scenario != ScenarioId::Nats250 {
+        return out;
+    }
+    let one_id = ScenarioId::Nats1;
+    let one = find(earlier, one_id, r.picture, r.transport).and_then(|x| x.nats.as_ref());
+    out.push(Check {
+        target: format!("the origin's CPU within 10 % of {one_id}'s (1 viewer per edge)"),
+        measured: match (one, n.origin_cpu_ratio_to_nats_1) {
+            (Some(o), Some(ratio)) => format!(
+                "{:.2} % vs {:.2} % (×{ratio:.3}): encode {:.2} vs {:.2} %; the edges {:.1} vs {:.1} %, nats-server {:.1} vs {:.1} %",
+                n.origin_cpu_pct,
+                o.origin_cpu_pct,
+                n.origin_encode_pct,
+                o.origin_encode_pct,
+                n.edges_cpu_pct,
+                o.edges_cpu_pct,
+                n.nats_server_cpu_pct,
+                o.nats_server_cpu_pct
+            ),
+            _ => format!("{:.2} % ({one_id} not run)", n.origin_cpu_pct),
+        },
+        pass: n.origin_cpu_ratio_to_nats_1.and_then(|x| judge(x <= 1.10)),
+    });
+    out
+}
+
 /// A Markdown table of the reports, then the targets.
 fn summary_table(reports: &[ScenarioReport]) -> String {
     let mut t = String::new();
@@ -2284,6 +2609,14 @@ fn summary_table(reports: &[ScenarioReport]) -> String {
         };
         if r.streams > 1 {
             viewers = format!("{} streams × {}", r.streams, r.viewers_per_stream);
+        }
+        if let Some(n) = &r.nats {
+            viewers = format!(
+                "{} origin + {} × {} edge",
+                n.origin_viewers,
+                nats::EDGES,
+                n.viewers_per_edge
+            );
         }
         let mut rate = match r.content {
             "same" => format!("{} (same picture)", r.rate),

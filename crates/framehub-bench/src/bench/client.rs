@@ -58,8 +58,18 @@ pub struct ClientArgs {
     #[arg(long)]
     pub addr: String,
     /// The stream(s) to view, comma-separated; each gets `--viewers` viewers.
+    /// A name may be repeated with another `--stream-addr` (the same stream
+    /// on another hub).
     #[arg(long, value_delimiter = ',', default_value = "bench")]
     pub stream: Vec<String>,
+    /// The hub of each entry of `--stream`, comma-separated `HOST:PORT`
+    /// [default: `--addr` for all].
+    #[arg(long, value_delimiter = ',')]
+    pub stream_addr: Vec<String>,
+    /// Viewers of each entry of `--stream`, comma-separated [default:
+    /// `--viewers` for all].
+    #[arg(long, value_delimiter = ',')]
+    pub stream_viewers: Vec<usize>,
     /// What the viewers ask for in their `hello` (only that).
     #[arg(long, value_enum, default_value_t = Transport::Jpeg)]
     pub transport: Transport,
@@ -96,6 +106,11 @@ pub struct ClientArgs {
     /// comma-separated in the order of `--stream`.
     #[arg(long, value_delimiter = ',', required = true)]
     pub created_unix_us: Vec<u64>,
+    /// Also measure, per entry of `--stream`, the latency of the first
+    /// viewer to receive each picture (each viewer keeps every sample of
+    /// the window: 16 bytes a frame).
+    #[arg(long)]
+    pub first_latency: bool,
 }
 
 /// One line of the client's stdout.
@@ -179,6 +194,15 @@ pub struct ClientResult {
     pub client_cpu_pct: f64,
     /// The CDF of `latency_fast`: `[latency ms, fraction ≤ it]` ([`Histogram::cdf`]).
     pub latency_cdf: Vec<[f64; 2]>,
+    /// Latency over every frame of the viewers that ack at once, per entry
+    /// of `--stream` (the same stream on several hubs: told apart).
+    #[serde(default)]
+    pub latency_by_stream: Vec<LatencySummary>,
+    /// With `--first-latency`: per entry of `--stream`, the latency of each
+    /// picture to the first of the entry's (fast) viewers that received
+    /// it: the hub's own delay without the wait behind its other viewers.
+    #[serde(default)]
+    pub latency_first_by_stream: Vec<LatencySummary>,
 }
 
 /// Prints one protocol line to stdout and flushes it.
@@ -225,6 +249,8 @@ struct Report {
     codec: Option<String>,
     negative: u64,
     hist: Histogram,
+    /// With `--first-latency`: (timestamp_us, latency µs) of each new picture in the window.
+    samples: Vec<(u64, u64)>,
     ended_early: Option<String>,
     session: Option<u64>,
 }
@@ -246,6 +272,7 @@ impl Report {
             codec,
             negative: 0,
             hist: Histogram::default(),
+            samples: Vec::new(),
             ended_early: None,
             session,
         }
@@ -253,36 +280,53 @@ impl Report {
 }
 
 async fn client_main(args: ClientArgs) -> anyhow::Result<()> {
-    if args.viewers == 0 || args.slow > args.viewers {
-        bail!("need 1 or more viewers and at most that many slow ones");
-    }
     if args.stream.is_empty() || args.stream.len() != args.created_unix_us.len() {
         bail!("need one --created-unix-us per --stream");
+    }
+    if !args.stream_addr.is_empty() && args.stream_addr.len() != args.stream.len() {
+        bail!("need one --stream-addr per --stream");
+    }
+    if !args.stream_viewers.is_empty() && args.stream_viewers.len() != args.stream.len() {
+        bail!("need one --stream-viewers per --stream");
+    }
+    let counts: Vec<usize> = if args.stream_viewers.is_empty() {
+        vec![args.viewers; args.stream.len()]
+    } else {
+        args.stream_viewers.clone()
+    };
+    if counts.iter().any(|&c| c == 0 || args.slow > c) {
+        bail!("need 1 or more viewers per stream and at most that many slow ones");
     }
     if !(args.duration > 0.0 && args.warmup >= 0.0) {
         bail!("duration must be > 0 and warmup >= 0");
     }
-    let per_stream = args.viewers;
-    let n = per_stream * args.stream.len();
+    // (stream entry, index among its viewers) of each viewer, in id order.
+    let placed: Vec<(usize, usize)> = counts
+        .iter()
+        .enumerate()
+        .flat_map(|(stream, &c)| (0..c).map(move |k| (stream, k)))
+        .collect();
+    let n = placed.len();
     let (ready_tx, mut ready_rx) = mpsc::channel::<Result<(), String>>(n);
     let (report_tx, mut report_rx) = mpsc::channel::<Report>(n);
     let (window_tx, window_rx) = watch::channel::<Option<(Instant, Instant)>>(None);
     let (stop_tx, stop_rx) = watch::channel(false);
     let connect_start = Instant::now();
     let mut tasks = Vec::with_capacity(n);
-    for id in 0..n {
-        let (stream, k) = (id / per_stream, id % per_stream);
+    for (id, &(stream, k)) in placed.iter().enumerate() {
+        let addr = args.stream_addr.get(stream).unwrap_or(&args.addr);
         let v = ViewerTask {
             id,
             stream,
-            url: format!("ws://{}/{}", args.addr, args.stream[stream]),
-            slow: k >= per_stream - args.slow,
+            url: format!("ws://{addr}/{}", args.stream[stream]),
+            slow: k >= counts[stream] - args.slow,
             transport: args.transport,
             patch: args.patch,
             hidden: args.hidden,
             ack_delay: Duration::from_millis(args.ack_delay_ms),
             link_bps: (args.slow_kbps > 0).then_some(args.slow_kbps as f64 * 1000.0),
             created_unix_us: args.created_unix_us[stream],
+            keep_samples: args.first_latency,
         };
         tasks.push(tokio::spawn(v.run(
             ready_tx.clone(),
@@ -333,11 +377,15 @@ async fn client_main(args: ClientArgs) -> anyhow::Result<()> {
     let window_s = (t1 - t0).as_secs_f64();
     let mut fast = Histogram::default();
     let mut slow = Histogram::default();
+    let mut by_stream = vec![Histogram::default(); args.stream.len()];
     let mut negative = 0;
     let viewers = reports
         .iter()
         .map(|r| {
             if r.slow { &mut slow } else { &mut fast }.merge(&r.hist);
+            if let (false, Some(h)) = (r.slow, by_stream.get_mut(r.stream)) {
+                h.merge(&r.hist);
+            }
             negative += r.negative;
             ViewerResult {
                 id: r.id,
@@ -363,6 +411,12 @@ async fn client_main(args: ClientArgs) -> anyhow::Result<()> {
         viewers,
         latency_fast: fast.summary(),
         latency_cdf: fast.cdf(),
+        latency_by_stream: by_stream.iter().map(Histogram::summary).collect(),
+        latency_first_by_stream: if args.first_latency {
+            first_latency(&reports, args.stream.len())
+        } else {
+            Vec::new()
+        },
         latency_slow: slow.summary(),
         negative_latency_samples: negative,
         client_cpu_pct: (cpu1 - cpu0) / window_s * 100.0,
@@ -390,6 +444,30 @@ async fn client_main(args: ClientArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Per entry of `--stream`: the latency of each picture to the first of the
+/// entry's fast viewers that received it.
+fn first_latency(reports: &[Report], entries: usize) -> Vec<LatencySummary> {
+    let mut firsts: Vec<std::collections::HashMap<u64, u64>> = vec![Default::default(); entries];
+    for r in reports.iter().filter(|r| !r.slow) {
+        if let Some(map) = firsts.get_mut(r.stream) {
+            for &(ts, us) in &r.samples {
+                let e = map.entry(ts).or_insert(us);
+                *e = (*e).min(us);
+            }
+        }
+    }
+    firsts
+        .iter()
+        .map(|m| {
+            let mut h = Histogram::default();
+            for &us in m.values() {
+                h.record(us);
+            }
+            h.summary()
+        })
+        .collect()
+}
+
 /// One viewer: connection settings and what it measures.
 struct ViewerTask {
     id: usize,
@@ -403,6 +481,8 @@ struct ViewerTask {
     /// Slow viewers' link bandwidth, bit/s (None: no limit).
     link_bps: Option<f64>,
     created_unix_us: u64,
+    /// Keep every latency sample of the window ([`Report::samples`]).
+    keep_samples: bool,
 }
 
 /// What the hub's `config` told a viewer.
@@ -617,6 +697,9 @@ impl ViewerTask {
                                         r.negative += 1;
                                     }
                                     r.hist.record(at_unix.saturating_sub(published));
+                                    if self.keep_samples {
+                                        r.samples.push((ts, at_unix.saturating_sub(published)));
+                                    }
                                 }
                             }
                         }

@@ -55,6 +55,13 @@ pub fn process_cpu_s() -> anyhow::Result<f64> {
     Ok(parse_stat_cpu(&stat)? as f64 / clock_ticks_per_second() as f64)
 }
 
+/// User + system CPU time of another process (every thread), in seconds;
+/// None once it is gone.
+pub fn pid_cpu_s(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(parse_stat_cpu(&stat).ok()? as f64 / clock_ticks_per_second() as f64)
+}
+
 /// Times of one thread.
 #[derive(Debug, Clone, Default)]
 pub struct ThreadTimes {
@@ -66,6 +73,10 @@ pub struct ThreadTimes {
     /// s: how much another task kept this one off the CPU. 0 when the
     /// kernel does not report it.
     pub wait_s: f64,
+    /// Time spent on a CPU (field 1 of `schedstat`, ns precision), s: the
+    /// same as `cpu_s` without its 10 ms ticks. 0 when the kernel does not
+    /// report it.
+    pub run_s: f64,
 }
 
 /// Times of this process's live threads, keyed by thread id.
@@ -89,16 +100,22 @@ pub fn thread_times() -> anyhow::Result<BTreeMap<u64, ThreadTimes>> {
             continue;
         };
         let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-        let wait_ns: u64 = std::fs::read_to_string(entry.path().join("schedstat"))
-            .ok()
-            .and_then(|s| s.split_whitespace().nth(1)?.parse().ok())
-            .unwrap_or(0);
+        let schedstat = std::fs::read_to_string(entry.path().join("schedstat")).unwrap_or_default();
+        let field = |i: usize| -> u64 {
+            schedstat
+                .split_whitespace()
+                .nth(i)
+                .and_then(|f| f.parse().ok())
+                .unwrap_or(0)
+        };
+        let (run_ns, wait_ns) = (field(0), field(1));
         out.insert(
             tid,
             ThreadTimes {
                 name: name.trim().to_string(),
                 cpu_s: ticks as f64 / tck,
                 wait_s: wait_ns as f64 / 1e9,
+                run_s: run_ns as f64 / 1e9,
             },
         );
     }

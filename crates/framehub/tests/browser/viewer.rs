@@ -390,3 +390,74 @@ async fn unknown_stream_shows_an_error_and_does_not_retry() {
     );
     b.screenshot("viewer-4404").await;
 }
+
+/// JS: whether view `v`'s canvas shows `rgb` at framebuffer pixel (16, 16).
+fn shows(v: &str, rgb: [u8; 3]) -> String {
+    format!(
+        "(() => {{ const v = {v}, m = v.mapping();
+           const d = v.canvas.getContext('2d').getImageData(Math.floor(m.offsetX + 16*m.scale), Math.floor(m.offsetY + 16*m.scale), 1, 1).data;
+           return Math.abs(d[0]-{})<12 && Math.abs(d[1]-{})<12 && Math.abs(d[2]-{})<12; }})()",
+        rgb[0], rgb[1], rgb[2]
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_given_two_hubs_continues_from_the_other_when_its_hub_dies() {
+    // Two hubs serving a stream of the same name (as edges over NATS do),
+    // with different pictures so the page shows which one it is on.
+    let (hub_a, stream_a, base_a) = hub("twin", 64, 64).await;
+    let (_hub_b, stream_b, base_b) = hub("twin", 64, 64).await;
+    stream_a
+        .publish(Frame::rgba(64, 64, pattern(64, 64, 0)))
+        .unwrap();
+    stream_b
+        .publish(Frame::rgba(64, 64, pattern(64, 64, 2)))
+        .unwrap();
+    let b = Browser::start(600, 400).await;
+    b.client.goto(&format!("{base_a}/twin")).await.unwrap();
+    b.wait_for(
+        "window.framehubStats && window.framehubStats.framesDrawn >= 1",
+        WAIT,
+        "the page's own view",
+    )
+    .await;
+    // A view of the stream on both hubs, hub A first.
+    let (ws_a, ws_b) = (
+        base_a.replace("http://", "ws://") + "/twin",
+        base_b.replace("http://", "ws://") + "/twin",
+    );
+    b.js(&format!(
+        "window.framehubView.dispose();
+         const box = document.createElement('div');
+         Object.assign(box.style, {{ position: 'fixed', left: '0', top: '0', width: '400px', height: '300px' }});
+         document.body.appendChild(box);
+         return import('/_/framehub.js').then((m) => {{
+           window.twin = new m.RemoteFramebufferView(box, {{ urls: ['{ws_a}', '{ws_b}'] }});
+           window.twinUrls = [];
+           window.twin.addEventListener('state', (e) => {{ if (e.detail.state === 'connecting') window.twinUrls.push(e.detail.url); }});
+           return true;
+         }});"
+    ))
+    .await;
+    b.wait_for(&shows("window.twin", QUADRANTS[0]), WAIT, "hub A's picture")
+        .await;
+    let stats = b.js("return window.twin.getStats()").await;
+    assert_eq!(stats["url"], ws_a.as_str(), "{stats}");
+    // Hub A dies: the view reconnects to hub B and shows its picture.
+    hub_a.close().await;
+    drop(stream_a);
+    drop(hub_a);
+    b.wait_for(&shows("window.twin", QUADRANTS[2]), WAIT, "hub B's picture")
+        .await;
+    let stats = b.js("return window.twin.getStats()").await;
+    assert_eq!(stats["url"], ws_b.as_str(), "{stats}");
+    assert_eq!(stats["state"], "open", "{stats}");
+    assert_eq!(stats["reconnects"], 1, "{stats}");
+    let urls = b.js("return window.twinUrls").await;
+    assert_eq!(
+        urls[urls.as_array().unwrap().len() - 1],
+        ws_b.as_str(),
+        "{urls}"
+    );
+    b.screenshot("viewer-second-hub").await;
+}

@@ -405,3 +405,228 @@ async fn the_origin_decides_who_views_and_its_death_ends_the_stream_on_edges() {
     }
     assert_eq!(v.recv_close().await.0, 4410);
 }
+
+/// An edge hub on a runtime of its own (one thread, in a thread of its
+/// own) that can be made slow: while `stalling` is set, a task blocks the
+/// runtime for 300 ms of every 350 ms, as an edge starved of CPU or stuck
+/// would be. Units from NATS then arrive in bursts beyond its queue.
+struct SlowEdge {
+    addr: SocketAddr,
+    stalling: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SlowEdge {
+    fn start(id: &str, url: &str, edge_queue: usize) -> SlowEdge {
+        use std::sync::atomic::Ordering;
+        let stalling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let cfg = ServerConfig {
+            publisher_grace: Duration::from_secs(10),
+            nats: Some(NatsConfig {
+                hub_id: Some(id.into()),
+                edge_queue,
+                // A stalled edge must not take the origin for dead.
+                origin_timeout: Duration::from_secs(10),
+                ..NatsConfig::new(url)
+            }),
+            ..Default::default()
+        };
+        let flag = std::sync::Arc::clone(&stalling);
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let (server, addr) = hub_with(cfg).await;
+                addr_tx.send(addr).unwrap();
+                tokio::spawn(async move {
+                    loop {
+                        if flag.load(Ordering::Relaxed) {
+                            // Blocks this runtime's only thread: nothing of
+                            // the hub runs meanwhile.
+                            std::thread::sleep(Duration::from_millis(300));
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                });
+                let _ = stop_rx.await;
+                server.close().await;
+            });
+        });
+        let addr = addr_rx.recv_timeout(T).expect("the slow edge started");
+        SlowEdge {
+            addr,
+            stalling,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn stall(&self, on: bool) {
+        self.stalling
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for SlowEdge {
+    fn drop(&mut self) {
+        self.stall(false);
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A viewer that acks every frame at once and notes when each arrived, until `until`.
+fn frame_times(mut c: Client, until: Instant) -> tokio::task::JoinHandle<Vec<Instant>> {
+    tokio::spawn(async move {
+        let mut times = Vec::new();
+        while Instant::now() < until {
+            match c.recv_within(Duration::from_millis(50)).await {
+                Some(Received::Frame(h, _)) => {
+                    times.push(Instant::now());
+                    c.ack(h.seq()).await;
+                }
+                Some(Received::Close(code, why)) => panic!("viewer closed: {code} {why}"),
+                _ => {}
+            }
+        }
+        times
+    })
+}
+
+/// How many of `times` fall in `[from, to)`, per second.
+fn rate(times: &[Instant], (from, to): (Instant, Instant)) -> f64 {
+    times.iter().filter(|t| **t >= from && **t < to).count() as f64 / (to - from).as_secs_f64()
+}
+
+/// The slow edge's dropped-units counter (`GET /_/prometheus`).
+async fn dropped_units(addr: SocketAddr, hub: &str) -> f64 {
+    let (_, text) = http_get(addr, "/_/prometheus").await;
+    crate::rest::prometheus_sample(
+        &text,
+        "framehub_nats_edge_dropped_units_total",
+        &format!("hub=\"{hub}\""),
+    )
+    .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_edge_drops_units_for_its_own_viewers_and_slows_nobody_else() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    log();
+    let nats = Cluster::start(1).await;
+    let grace = Duration::from_secs(10);
+    let (origin, origin_addr) = hub("o5", &nats.url(0), grace).await;
+    let (_fast, fast_addr) = hub("fast5", &nats.url(0), grace).await;
+    let slow = SlowEdge::start("slow5", &nats.url(0), 4);
+    let cam = origin
+        .add_stream("cam", 64, 48, StreamConfig::default())
+        .unwrap();
+    listed(fast_addr, &["cam"]).await;
+    listed(slow.addr, &["cam"]).await;
+    // A publisher at 30 fps, each frame a new picture, on a thread of its own.
+    let stop = Arc::new(AtomicBool::new(false));
+    let published = Arc::new(AtomicU64::new(0));
+    let publisher = {
+        let (cam, stop, published) = (cam.clone(), Arc::clone(&stop), Arc::clone(&published));
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut i = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let due = start + Duration::from_millis(33) * i;
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                let _ = cam.publish(Frame::rgba(64, 48, pattern(64, 48, (i % 251) as u8)));
+                published.fetch_add(1, Ordering::Relaxed);
+                i += 1;
+            }
+        })
+    };
+    let on_origin = Client::open(origin_addr, "/cam", &["image/jpeg"]).await;
+    let on_fast = Client::open(fast_addr, "/cam", &["image/jpeg"]).await;
+    let on_slow = Client::open(slow.addr, "/cam", &["image/jpeg"]).await;
+    // 1 s to settle, 3 s as they are, 0.5 s to settle, 3 s with the slow edge stalling.
+    let t0 = Instant::now() + Duration::from_secs(1);
+    let normal = (t0, t0 + Duration::from_secs(3));
+    let stalled = (
+        normal.1 + Duration::from_millis(500),
+        normal.1 + Duration::from_millis(3500),
+    );
+    let viewers = [
+        frame_times(on_origin, stalled.1),
+        frame_times(on_fast, stalled.1),
+        frame_times(on_slow, stalled.1),
+    ];
+    let jpeg = framehub::OutputFormat::Image(framehub::ImageFormat::Jpeg);
+    tokio::time::sleep_until(normal.0.into()).await;
+    let encodes0 = cam.encode_count(jpeg);
+    tokio::time::sleep_until(normal.1.into()).await;
+    let encodes1 = cam.encode_count(jpeg);
+    let dropped_before = dropped_units(slow.addr, "slow5").await;
+    slow.stall(true);
+    tokio::time::sleep_until(stalled.0.into()).await;
+    let encodes2 = cam.encode_count(jpeg);
+    tokio::time::sleep_until(stalled.1.into()).await;
+    let encodes3 = cam.encode_count(jpeg);
+    slow.stall(false);
+    let mut times = Vec::new();
+    for v in viewers {
+        times.push(v.await.unwrap());
+    }
+    stop.store(true, Ordering::Relaxed);
+    publisher.join().unwrap();
+    let dropped_after = dropped_units(slow.addr, "slow5").await;
+    let [origin_t, fast_t, slow_t] = [&times[0], &times[1], &times[2]];
+    let figures = format!(
+        "frames/s normal → stalled: origin {:.1} → {:.1}, fast edge {:.1} → {:.1}, slow edge {:.1} → {:.1}; \
+         origin encodes/s {:.1} → {:.1}; slow edge dropped {dropped_before} → {dropped_after} units; {} published",
+        rate(origin_t, normal),
+        rate(origin_t, stalled),
+        rate(fast_t, normal),
+        rate(fast_t, stalled),
+        rate(slow_t, normal),
+        rate(slow_t, stalled),
+        (encodes1 - encodes0) as f64 / 3.0,
+        (encodes3 - encodes2) as f64 / 3.0,
+        published.load(Ordering::Relaxed),
+    );
+    eprintln!("{figures}");
+    // The slow edge dropped units beyond its queue, and counted them.
+    assert!(dropped_after >= dropped_before + 5.0, "{figures}");
+    // Its viewer saw the gaps …
+    assert!(
+        rate(slow_t, stalled) < 0.5 * rate(fast_t, stalled),
+        "{figures}"
+    );
+    // … nobody else did: the origin's encodes, its own viewer and the other
+    // edge's viewer kept their rate (≥ 80 % of the normal window's, and
+    // near the 30 fps published).
+    let kept = |normal_rate: f64, stalled_rate: f64| {
+        stalled_rate >= 0.8 * normal_rate && stalled_rate >= 20.0
+    };
+    assert!(
+        kept(
+            (encodes1 - encodes0) as f64 / 3.0,
+            (encodes3 - encodes2) as f64 / 3.0
+        ),
+        "{figures}"
+    );
+    assert!(
+        kept(rate(origin_t, normal), rate(origin_t, stalled)),
+        "{figures}"
+    );
+    assert!(
+        kept(rate(fast_t, normal), rate(fast_t, stalled)),
+        "{figures}"
+    );
+}
