@@ -1966,7 +1966,7 @@ async fn drive_client(
                             end = Some(snap);
                         }
                     }
-                    ClientLine::Result(r) => break r,
+                    ClientLine::Result(r) => break *r,
                     ClientLine::Error { message } => bail!("load client: {message}"),
                 }
             }

@@ -129,7 +129,7 @@ pub enum ClientLine {
     /// The measurement window ended now.
     End,
     /// What was measured.
-    Result(ClientResult),
+    Result(Box<ClientResult>),
     /// The client gave up.
     Error {
         /// Why.
@@ -406,7 +406,7 @@ async fn client_main(args: ClientArgs) -> anyhow::Result<()> {
             }
         })
         .collect();
-    emit(&ClientLine::Result(ClientResult {
+    emit(&ClientLine::Result(Box::new(ClientResult {
         window_s,
         viewers,
         latency_fast: fast.summary(),
@@ -420,7 +420,7 @@ async fn client_main(args: ClientArgs) -> anyhow::Result<()> {
         latency_slow: slow.summary(),
         negative_latency_samples: negative,
         client_cpu_pct: (cpu1 - cpu0) / window_s * 100.0,
-    }));
+    })));
 
     // Keep the viewers acking until the orchestrator has read the hub's
     // metrics and says stop (a line or EOF on stdin; 30 s at most). A plain
