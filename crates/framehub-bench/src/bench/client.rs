@@ -234,6 +234,20 @@ pub async fn run_client(args: ClientArgs) -> anyhow::Result<()> {
     result
 }
 
+/// One frame message as it arrived at a viewer.
+struct Arrival {
+    /// When (monotonic, and µs since the Unix epoch).
+    at: Instant,
+    at_unix: u64,
+    /// Its publish time, µs since the stream began.
+    ts: u64,
+    /// Its size, bytes.
+    bytes: u64,
+    keyframe: bool,
+    /// The same picture as the message before it.
+    repeat: bool,
+}
+
 /// What a viewer task hands back at the end of the window.
 struct Report {
     id: usize,
@@ -256,6 +270,43 @@ struct Report {
 }
 
 impl Report {
+    /// Counts a frame that arrived inside the window `(t0, t1)`, and its
+    /// publish→receive latency unless it repeats the picture before it. A
+    /// latency under `-tolerance_us` counts as negative (a clock step).
+    fn count(
+        &mut self,
+        task: &ViewerTask,
+        window: Option<(Instant, Instant)>,
+        f: Arrival,
+        tolerance_us: u64,
+    ) {
+        let Some((t0, t1)) = window else {
+            return;
+        };
+        if f.at < t0 || f.at >= t1 {
+            return;
+        }
+        self.frames += 1;
+        self.bytes += f.bytes;
+        if f.keyframe {
+            self.keyframes += 1;
+            self.keyframe_bytes += f.bytes;
+        }
+        if f.repeat {
+            self.repeats += 1;
+            return;
+        }
+        let published = task.created_unix_us.saturating_add(f.ts);
+        if f.at_unix + tolerance_us < published {
+            self.negative += 1;
+        }
+        let latency = f.at_unix.saturating_sub(published);
+        self.hist.record(latency);
+        if task.keep_samples {
+            self.samples.push((f.ts, latency));
+        }
+    }
+
     /// An empty report of `task`'s viewer.
     fn new(task: &ViewerTask, codec: Option<String>, session: Option<u64>) -> Report {
         Report {
@@ -681,27 +732,9 @@ impl ViewerTask {
                         };
                         let repeat = last_ts == Some(ts);
                         last_ts = Some(ts);
-                        if let (Some(r), Some((t0, t1))) = (rep.as_mut(), window) {
-                            if at >= t0 && at < t1 {
-                                r.frames += 1;
-                                r.bytes += b.len() as u64;
-                                if keyframe {
-                                    r.keyframes += 1;
-                                    r.keyframe_bytes += b.len() as u64;
-                                }
-                                if repeat {
-                                    r.repeats += 1;
-                                } else {
-                                    let published = self.created_unix_us.saturating_add(ts);
-                                    if at_unix < published {
-                                        r.negative += 1;
-                                    }
-                                    r.hist.record(at_unix.saturating_sub(published));
-                                    if self.keep_samples {
-                                        r.samples.push((ts, at_unix.saturating_sub(published)));
-                                    }
-                                }
-                            }
+                        if let Some(r) = rep.as_mut() {
+                            let frame = Arrival { at, at_unix, ts, bytes: b.len() as u64, keyframe, repeat };
+                            r.count(&self, window, frame, 0);
                         }
                         if self.slow && (!self.ack_delay.is_zero() || self.link_bps.is_some()) {
                             let mut due = at;

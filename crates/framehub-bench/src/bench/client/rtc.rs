@@ -14,7 +14,7 @@ use framehub_webrtc::client::{Client, ClientEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 
-use super::{check_access_unit, now_unix_us, Report, ViewerTask};
+use super::{check_access_unit, now_unix_us, Arrival, Report, ViewerTask};
 
 /// Largest signalling answer read, bytes.
 const MAX_ANSWER: usize = 256 * 1024;
@@ -143,28 +143,13 @@ impl ViewerTask {
                         had_keyframe |= f.keyframe;
                         let repeat = last_ts == Some(ts);
                         last_ts = Some(ts);
-                        if let (Some(r), Some((t0, t1))) = (rep.as_mut(), window) {
+                        if let Some(r) = rep.as_mut() {
                             if verdict.is_err() {
                                 r.bitstream_errors += 1;
                             }
-                            if at >= t0 && at < t1 {
-                                r.frames += 1;
-                                r.bytes += f.data.len() as u64;
-                                if f.keyframe {
-                                    r.keyframes += 1;
-                                    r.keyframe_bytes += f.data.len() as u64;
-                                }
-                                if repeat {
-                                    r.repeats += 1;
-                                } else {
-                                    // Within one RTP tick (11 µs) of the publish time.
-                                    let published = self.created_unix_us.saturating_add(ts);
-                                    if at_unix + 11 < published {
-                                        r.negative += 1;
-                                    }
-                                    r.hist.record(at_unix.saturating_sub(published));
-                                }
-                            }
+                            let frame = Arrival { at, at_unix, ts, bytes: f.data.len() as u64, keyframe: f.keyframe, repeat };
+                            // The RTP time is within one tick (11 µs) of the publish time.
+                            r.count(&self, window, frame, 11);
                         }
                     }
                     // The session's `config` comes over the data channel: its id matches the hub's metrics.
